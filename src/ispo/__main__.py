@@ -1,0 +1,3 @@
+from ispo.cli import main
+
+raise SystemExit(main())
