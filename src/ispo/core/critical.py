@@ -22,13 +22,15 @@ def top_fraction_mask(values: torch.Tensor, valid: torch.Tensor, fraction: float
 
     Shapes: values, valid ``(B, T)`` -> ``(B, T)`` bool.
     """
+    if values.dtype in (torch.float16, torch.bfloat16):
+        values = values.float()  # kthvalue has no half-precision kernel on every device
     valid_values = values[valid]
     n_valid = valid_values.numel()
     k = math.ceil(fraction * n_valid - 1e-9)
     if k <= 0 or n_valid == 0:
         return torch.zeros_like(valid)
     # k-th largest == (n - k + 1)-th smallest
-    threshold = torch.kthvalue(valid_values.float(), n_valid - k + 1).values
+    threshold = torch.kthvalue(valid_values, n_valid - k + 1).values
     return valid & (values >= threshold)
 
 

@@ -20,7 +20,9 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     logits = logits.float()
     log_normaliser = torch.logsumexp(logits, dim=-1)
     probs = torch.softmax(logits, dim=-1)
-    return log_normaliser - (probs * logits).sum(dim=-1)
+    # 0 * (-inf) is NaN: vocabulary entries masked to -inf contribute nothing.
+    weighted = torch.where(probs > 0, probs * logits, torch.zeros_like(logits))
+    return log_normaliser - weighted.sum(dim=-1)
 
 
 def normalized_entropy(entropy: torch.Tensor, vocab_size: int) -> torch.Tensor:
