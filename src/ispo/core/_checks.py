@@ -33,11 +33,11 @@ def check_same_shape(reference_name: str, reference: torch.Tensor, **others: tor
 
 def check_finite(name: str, tensor: torch.Tensor, where: torch.Tensor | None = None) -> None:
     """Raise when ``tensor`` holds NaN/inf at positions where ``where`` is true (everywhere if None)."""
-    bad = ~torch.isfinite(tensor)
+    finite = torch.isfinite(tensor)
     if where is not None:
-        bad = bad & where
-    if bool(bad.any()):
-        index = tuple(int(i) for i in bad.nonzero()[0])
+        finite.logical_or_(~where)
+    if not bool(finite.all()):
+        index = tuple(int(i) for i in (~finite).nonzero()[0])
         raise ValueError(f"{name} has a non-finite value at a valid position {index}")
 
 

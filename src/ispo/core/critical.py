@@ -24,14 +24,17 @@ def top_fraction_mask(values: torch.Tensor, valid: torch.Tensor, fraction: float
     """
     if values.dtype in (torch.float16, torch.bfloat16):
         values = values.float()  # kthvalue has no half-precision kernel on every device
-    valid_values = values[valid]
-    n_valid = valid_values.numel()
+    n_valid = int(valid.sum())
     k = math.ceil(fraction * n_valid - 1e-9)
-    if k <= 0 or n_valid == 0:
+    if k <= 0:
         return torch.zeros_like(valid)
-    # k-th largest == (n - k + 1)-th smallest
-    threshold = torch.kthvalue(valid_values, n_valid - k + 1).values
-    return valid & (values >= threshold)
+    # Padded entries become -inf, below every valid value, so the k-th largest of the whole tensor is
+    # the k-th largest valid value; this avoids gathering the valid entries into a new tensor.
+    flat = values.masked_fill(~valid, -float("inf")).reshape(-1)
+    threshold = torch.kthvalue(flat, flat.numel() - k + 1).values  # k-th largest
+    # Valid values are finite (checked by the caller), so the threshold is finite and no padded -inf
+    # entry can reach it.
+    return (flat >= threshold).view(valid.shape)
 
 
 def critical_token_mask(

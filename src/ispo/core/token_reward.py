@@ -48,15 +48,11 @@ def token_directional_reward(
     check_finite("token_logps", token_logps, critical)
     check_finite("norm_entropy", norm_entropy, critical)
 
+    # One per-token value for both branches, then one masked mean per row: correct rows average
+    # log p (exponentiated below), incorrect rows average the hinged entropy.
+    hinged_entropy = norm_entropy - eta * torch.clamp(tau - norm_entropy, min=0.0)
+    per_token = torch.where(correct[:, None], token_logps, hinged_entropy)
     num_critical = critical.sum(dim=1)
-    denominator = num_critical.clamp(min=1)
-
-    def critical_mean(values: torch.Tensor) -> torch.Tensor:
-        return torch.where(critical, values, torch.zeros_like(values)).sum(dim=1) / denominator
-
-    confidence_reward = torch.exp(critical_mean(token_logps))
-    hinge = torch.clamp(tau - norm_entropy, min=0.0)
-    uncertainty_reward = critical_mean(norm_entropy - eta * hinge)
-
-    reward = torch.where(correct, confidence_reward, uncertainty_reward)
-    return torch.where(num_critical > 0, reward, torch.zeros_like(reward))
+    row_mean = torch.where(critical, per_token, 0.0).sum(dim=1) / num_critical.clamp(min=1)
+    reward = torch.where(correct, torch.exp(row_mean), row_mean)
+    return torch.where(num_critical > 0, reward, 0.0)
