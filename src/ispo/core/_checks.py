@@ -34,6 +34,8 @@ def check_same_shape(reference_name: str, reference: torch.Tensor, **others: tor
 def check_finite(name: str, tensor: torch.Tensor, where: torch.Tensor | None = None) -> None:
     """Raise when ``tensor`` holds NaN/inf at positions where ``where`` is true (everywhere if None)."""
     finite = torch.isfinite(tensor)
+    if bool(finite.all()):  # the common case, one reduction
+        return
     if where is not None:
         finite.logical_or_(~where)
     if not bool(finite.all()):
