@@ -1,0 +1,60 @@
+"""Answer spans located in token space on the rollout's own ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from ispo.models.tiny import build_char_tokenizer
+from ispo.trainer.spans import AnswerTokens, locate_answer_tokens
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_char_tokenizer()
+
+
+@pytest.mark.parametrize(
+    ("text", "answer_format", "marker", "answer"),
+    [
+        ("so 2+3 = 5, \\boxed{5}", "boxed", "\\boxed{", "5"),
+        ("first \\boxed{4} then \\boxed{12}.", "boxed", "\\boxed{", "12"),
+        ("think <answer>x^2</answer>", "answer_tag", "<answer>", "x^2"),
+        ("\\boxed{\\frac{1}{2}}", "boxed", "\\boxed{", "\\frac{1}{2}"),
+    ],
+)
+def test_marker_and_answer_tokens(tokenizer, text, answer_format, marker, answer):
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id, tokenizer.pad_token_id]
+    (span,) = locate_answer_tokens(tokenizer, [ids], answer_format)
+    assert isinstance(span, AnswerTokens)
+    assert tokenizer.decode(ids[span.marker_start : span.answer_start]) == marker
+    assert tokenizer.decode(ids[span.answer_start : span.answer_end]) == answer
+
+
+@pytest.mark.parametrize("text", ["no answer here", "\\boxed{", "\\boxed{}", ""])
+def test_no_answer_is_none(tokenizer, text):
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert locate_answer_tokens(tokenizer, [ids], "boxed") == [None]
+
+
+def test_special_tokens_inside_the_completion_are_skipped(tokenizer):
+    """Offsets are in the text TRL decodes (special tokens skipped) but positions index the raw ids."""
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = [im_end] + tokenizer("a \\boxed{7}", add_special_tokens=False)["input_ids"]
+    (span,) = locate_answer_tokens(tokenizer, [ids], "boxed")
+    assert tokenizer.decode(ids[span.answer_start : span.answer_end]) == "7"
+    assert span.marker_start == 3
+
+
+def test_multi_character_tokens():
+    """Byte-level BPE style: one token can hold several characters (here: words of a word-level vocab)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pieces = ["so", " ", "\\boxed{", "12", "3", "}", "."]
+    backend = Tokenizer(models.WordLevel(vocab={p: i for i, p in enumerate(pieces)} | {"[UNK]": len(pieces)}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Split(pattern=" ", behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]")
+    ids = [0, 1, 2, 3, 4, 5, 6]  # "so \boxed{123}."
+    (span,) = locate_answer_tokens(tokenizer, [ids], "boxed")
+    assert (span.marker_start, span.answer_start, span.answer_end) == (2, 3, 5)
