@@ -32,7 +32,7 @@ def parity_reward(completions, **kwargs) -> list[float]:
     return [float(len(c[0]["content"] if isinstance(c, list) else c) % 2) for c in completions]
 
 
-def config_kwargs(output_dir, **overrides) -> dict:
+def _config_kwargs(output_dir, **overrides) -> dict:
     kwargs = dict(
         output_dir=str(output_dir),
         use_cpu=True,
@@ -53,11 +53,12 @@ def config_kwargs(output_dir, **overrides) -> dict:
     return kwargs
 
 
+@pytest.fixture(name="parity_reward")
+def parity_reward_fixture():
+    return parity_reward
+
+
 @pytest.fixture
-def make_config(tmp_path):
-    from ispo import ISPOConfig
-
-    def make(**overrides):
-        return ISPOConfig(**config_kwargs(overrides.pop("output_dir", tmp_path / "out"), **overrides))
-
-    return make
+def config_kwargs():
+    """``config_kwargs(output_dir, **overrides)``: small, fast, deterministic CPU settings."""
+    return _config_kwargs

@@ -222,8 +222,8 @@ class ISPOTrainer(GRPOTrainer):
             [row[:n] for row, n in zip(completion_ids.tolist(), lengths, strict=True)],
             args.answer_format,
         )
-        has_answer = torch.tensor([span is not None for span in spans], device=device)
-        has_answer_global = self.accelerator.gather(has_answer)
+        has_answer = torch.tensor([float(span is not None) for span in spans], device=device)
+        has_answer_global = self.accelerator.gather(has_answer).bool()  # gloo gathers no bool tensors
 
         metrics["zero_adv_rate/outcome"].append(group_is_constant(outcome, num_generations).float().mean().item())
         metrics["accuracy"].append(masked_mean(correct.float(), scorable).item())
@@ -280,7 +280,7 @@ class ISPOTrainer(GRPOTrainer):
         # Everything batch-wide runs on the global batch (quantiles, groups), then local rows are kept.
         entropies_g = self._gather_tokens(entropies.float())
         logps_g = self._gather_tokens(old_logps.float())
-        valid_g = self._gather_tokens(valid).bool()
+        valid_g = self._gather_tokens(valid.float()).bool()
         drift_g = None if drift is None else self._gather_tokens(drift)
         ifd_g = self.accelerator.gather(ifd.float())
 

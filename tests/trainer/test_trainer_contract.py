@@ -1,0 +1,177 @@
+"""Contract tests of ISPOTrainer against TRL's GRPOTrainer (CPU, tiny offline model, no hub).
+
+They pin what the subclass relies on in TRL's private hooks: if a TRL release changes them, these fail.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+
+def _train(trainer_cls, config_cls, model_path, dataset, output_dir, config_kwargs, parity_reward, **overrides):
+    args = config_cls(**config_kwargs(output_dir, **overrides))
+    trainer = trainer_cls(model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
+    trainer.train()
+    return trainer
+
+
+def _losses(trainer) -> list[float]:
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_weights_zero_reproduces_grpo_exactly(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    """Same seed: identical losses at every step and identical parameters after training.
+
+    The ISPO passes still run (diagnostics on), so this also shows they draw no random numbers.
+    """
+    from trl import GRPOConfig, GRPOTrainer
+
+    from ispo import ISPOConfig, ISPOTrainer
+
+    common = dict(max_steps=3, num_iterations=2, gradient_accumulation_steps=2, per_device_train_batch_size=4)
+    grpo = _train(GRPOTrainer, GRPOConfig, tiny_model_path, dataset, tmp_path / "grpo", config_kwargs, parity_reward, **common)
+    ispo = _train(
+        ISPOTrainer, ISPOConfig, tiny_model_path, dataset, tmp_path / "ispo", config_kwargs, parity_reward,
+        lambda_ifd=0.0, lambda_tok=0.0, ispo_diagnostics=True, **common,
+    )
+    assert _losses(grpo) == _losses(ispo) and len(_losses(grpo)) == 3
+    assert any(loss != 0 for loss in _losses(grpo))
+    for (name, p_grpo), (_, p_ispo) in zip(grpo.model.named_parameters(), ispo.model.named_parameters(), strict=True):
+        assert torch.equal(p_grpo, p_ispo), name
+    records = [json.loads(line) for line in (tmp_path / "ispo" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    for key in ("zero_adv_rate/outcome", "zero_adv_rate/composite", "critical/frac", "accuracy", "no_answer_rate",
+                "entropy/pi_old", "completion_length", "tok_reward/incorrect", "hc/incorrect"):
+        assert key in records[-1], key
+
+
+def _one_batch(trainer, dataset):
+    """One generation batch through TRL's pipeline (with the ISPO hooks), as training would see it."""
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(); we call the hooks directly
+    inputs = [dataset[i % len(dataset)] for i in range(trainer.args.generation_batch_size // trainer.num_generations)
+              for _ in range(trainer.num_generations)]
+    return trainer._generate_and_score_completions(inputs)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
+def test_loss_and_gradient_equal_hand_computed_surrogate(tiny_model_path, dataset, tmp_path, loss_type, config_kwargs, parity_reward):
+    from ispo import ISPOConfig, ISPOTrainer
+
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", loss_type=loss_type, lambda_tok=0.4, lambda_ifd=0.2))
+    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
+    batch = _one_batch(trainer, dataset)
+    advantages = batch["advantages"]
+    assert advantages.shape == (args.per_device_train_batch_size,)
+    assert not torch.allclose(advantages, trainer._ispo_last["trl_advantages_local"])  # ISPO's, not GRPO's
+    assert torch.equal(advantages, trainer._ispo_last["advantages"])
+
+    model = trainer.model
+    model.zero_grad()
+    loss = trainer.compute_loss(model, batch)
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    # by hand: plain logits, the sampling temperature, log-softmax, clipped surrogate
+    model.zero_grad()
+    prompt_ids, completion_ids, mask = batch["prompt_ids"], batch["completion_ids"], batch["completion_mask"].float()
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, -completion_ids.size(1) - 1 : -1]
+    logps = torch.log_softmax(logits / args.temperature, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    ratio = torch.exp(logps - logps.detach())
+    adv = advantages.unsqueeze(1)
+    per_token = -torch.min(ratio * adv, ratio.clamp(1 - args.epsilon, 1 + args.epsilon) * adv)
+    if loss_type == "grpo":
+        expected = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+    else:
+        expected = (per_token * mask).sum() / mask.sum()
+    expected.backward()
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert any(g.abs().sum() > 0 for g in grads.values())
+
+
+def test_grad_accumulation_and_num_iterations(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    """generation batch 8 = 2 micro-batches of 4, each reused twice: advantages stay (4,), old log-probs present."""
+    from ispo import ISPOConfig, ISPOTrainer
+
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", per_device_train_batch_size=4,
+                                      gradient_accumulation_steps=2, num_iterations=2, max_steps=2))
+    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    seen = []
+    original = trainer._compute_loss
+
+    def spy(model, inputs):
+        seen.append({k: tuple(v.shape) for k, v in inputs.items() if torch.is_tensor(v)})
+        return original(model, inputs)
+
+    trainer._compute_loss = spy
+    trainer.train()
+    assert len(seen) == 4  # 2 optimizer steps x 2 micro-batches
+    for shapes in seen:
+        assert shapes["advantages"] == (4,)
+        assert shapes["old_per_token_logps"] == shapes["completion_ids"]  # TRL computed them; ISPO reused them
+    assert "time/ispo_old_logps" not in trainer.state.log_history[0]  # no second pi_old forward
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
+
+
+def test_resume_from_checkpoint_continues(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    from ispo import ISPOConfig, ISPOTrainer
+
+    output_dir = tmp_path / "run"
+    first = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], train_dataset=dataset,
+                        args=ISPOConfig(**config_kwargs(output_dir, max_steps=2, save_strategy="steps", save_steps=1)))
+    first.train()
+    # the run "crashed" after step 2; resume from the step-1 checkpoint and run to step 3
+    second = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], train_dataset=dataset,
+                         args=ISPOConfig(**config_kwargs(output_dir, max_steps=3, save_strategy="no")))
+    second.train(resume_from_checkpoint=str(output_dir / "checkpoint-1"))
+    assert second.state.global_step == 3
+    steps = [json.loads(line)["step"] for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+
+
+def test_in_memory_model_gets_a_frozen_reference_copy(dataset, tmp_path, config_kwargs, parity_reward):
+    """A model object whose `_name_or_path` leads nowhere: drift comes from a frozen copy, not the hub."""
+    from ispo import ISPOConfig, ISPOTrainer
+    from ispo.models.tiny import build_char_tokenizer, build_tiny_model
+
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_model(tokenizer, hidden_size=32, num_layers=1)
+    model.config._name_or_path = "nowhere/not-a-model"
+    args = ISPOConfig(**config_kwargs(tmp_path, max_steps=2))
+    trainer = ISPOTrainer(model, reward_funcs=[parity_reward], args=args, train_dataset=dataset,
+                          processing_class=tokenizer)
+    trainer.train()
+    reference = trainer._ispo_ref_model
+    assert reference is not None and reference is not trainer.model
+    assert all(not p.requires_grad for p in reference.parameters())
+    records = [entry for entry in trainer.state.log_history if "drift/enabled" in entry]
+    assert records[-1]["drift/enabled"] == 1.0 and records[-1]["drift/mean"] > 0  # the policy moved away from it
+
+
+def test_missing_answer_fails_at_start_with_row_index(tiny_model_path, tmp_path, config_kwargs, parity_reward):
+    from datasets import Dataset
+
+    from ispo import ISPOConfig, ISPOTrainer
+
+    rows = [{"prompt": "1+1?", "answer": "2"}, {"prompt": "2+2?", "answer": ""}, {"prompt": "3+3?", "answer": "6"}]
+    args = ISPOConfig(**config_kwargs(tmp_path))
+    with pytest.raises(ValueError, match="row 1"):
+        ISPOTrainer(tiny_model_path, args=args, train_dataset=Dataset.from_list(rows))
+    with pytest.raises(ValueError, match="row 0 has no 'answer'"):
+        ISPOTrainer(tiny_model_path, args=args, train_dataset=Dataset.from_list([{"prompt": "1+1?"}]))
+    with pytest.raises(TypeError, match="ISPOConfig"):
+        from trl import GRPOConfig
+
+        ISPOTrainer(tiny_model_path, args=GRPOConfig(**config_kwargs(tmp_path)), train_dataset=Dataset.from_list(rows))

@@ -1,0 +1,136 @@
+"""The ISPO signals on fixed rollouts: IFD against a plain-loop reference, bad values, 1 vs 2 processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import ispo_fixed_rollouts as fixed
+
+pytestmark = pytest.mark.slow
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def trainer_factory(tiny_model_path, tmp_path, config_kwargs):
+    from datasets import Dataset
+
+    from ispo import ISPOConfig, ISPOTrainer
+
+    def make(**overrides):
+        overrides.setdefault("per_device_train_batch_size", len(fixed.COMPLETIONS))
+        overrides.setdefault("num_generations", fixed.NUM_GENERATIONS)
+        args = ISPOConfig(**config_kwargs(tmp_path / "out", **overrides))
+        trainer = ISPOTrainer(tiny_model_path, args=args, train_dataset=Dataset.from_list(fixed.global_inputs()))
+        fixed.perturb(trainer.model)
+        return trainer
+
+    return make
+
+
+def _answer_logps(model, ids: list[int], start: int, temperature: float) -> torch.Tensor:
+    """log p of ids[start:] given ids[:start], from the full logits (plain loop reference)."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0] / temperature
+    logps = torch.log_softmax(logits.float(), dim=-1)
+    return torch.stack([logps[t - 1, ids[t]] for t in range(start, len(ids))])
+
+
+def _reference_ifd(trainer, mode: str) -> list[float]:
+    """S_i by the definition (spec s1), one rollout at a time, with the marker and answer found by hand."""
+    tokenizer, model, temperature = trainer.processing_class, trainer.model, trainer.args.temperature
+    values = []
+    for x, completion in zip(fixed.global_inputs(), fixed.COMPLETIONS, strict=True):
+        prompt = tokenizer(tokenizer.apply_chat_template(x["prompt"], tokenize=False, add_generation_prompt=True),
+                           add_special_tokens=False)["input_ids"]
+        marker_at = completion.rfind("\\boxed{")
+        if marker_at < 0 or not completion.endswith("}"):
+            values.append(0.0)
+            continue
+        thinking, answer = completion[:marker_at], completion[marker_at + len("\\boxed{") : -1]
+        if mode == "reference":
+            answer = x["answer"]
+        encode = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # char-level: no merges
+        with_ids = prompt + encode(thinking + "\\boxed{" + answer)
+        without_ids = prompt + encode("\\boxed{" + answer)
+        n = len(encode(answer))
+        with_logps = _answer_logps(model, with_ids, len(with_ids) - n, temperature)
+        without_logps = _answer_logps(model, without_ids, len(without_ids) - n, temperature)
+        values.append((with_logps - without_logps).mean().item())
+    return values
+
+
+@pytest.mark.parametrize("mode", ["sampled", "reference"])
+def test_conditional_ifd_matches_the_definition(trainer_factory, mode):
+    trainer = trainer_factory(ifd_answer=mode)
+    fixed.score(trainer, slice(None))
+    expected = torch.tensor(_reference_ifd(trainer, mode))
+    torch.testing.assert_close(trainer._ispo_last["ifd"], expected, rtol=1e-4, atol=1e-5)
+    assert (expected != 0).sum() >= 6
+
+
+def test_composite_and_advantages_follow_core(trainer_factory):
+    from ispo.core import group_advantages
+
+    trainer = trainer_factory(critical="entropy")
+    output = fixed.score(trainer, slice(None))
+    last = trainer._ispo_last
+    assert torch.isnan(last["composite"][7]) and output["advantages"][7] == 0  # unscorable row
+    assert torch.equal(output["advantages"], group_advantages(last["composite"], fixed.NUM_GENERATIONS))
+    # outcome dominance inside each group
+    composite, outcome = last["composite"].view(-1, 4), last["outcome"].view(-1, 4)
+    for c, o in zip(composite, outcome, strict=True):
+        right, wrong = c[o == 1], c[o == 0]
+        if len(right) and len(wrong):
+            assert right.min() > wrong.max()
+    metrics = trainer._metrics["train"]
+    assert metrics["no_answer_rate"][-1] == pytest.approx(2 / 12)
+    assert metrics["accuracy"][-1] == pytest.approx(6 / 11)
+    assert 0 < metrics["critical/frac"][-1] <= 0.5
+
+
+def test_non_finite_log_probs_stop_with_the_step(trainer_factory):
+    trainer = trainer_factory(critical="entropy")
+    trainer.state.global_step = 7
+    output, inputs = fixed.local_batch(trainer.processing_class, slice(None))
+    logps = torch.zeros(output["completion_ids"].shape)
+    logps[3, 2] = float("nan")
+    output["old_per_token_logps"] = logps
+    trainer._ispo_rewards_per_func = fixed.global_rewards()
+    trainer.model.train()
+    with pytest.raises(FloatingPointError, match="step 7"):
+        trainer._score_ispo(output, inputs, captured=[(logps, torch.ones_like(logps), None)])
+
+
+def _run_scoring(command: list[str], model_path: str, out: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run(command + [str(HERE / "two_process_rewards.py"), model_path, str(out)],
+                            env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_compute_the_same_composite_rewards(tiny_model_path, tmp_path):
+    """Same fixed rollouts, split 6 + 6 over two processes (a group straddles them, token widths differ)."""
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
+    one = _run_scoring([sys.executable], tiny_model_path, tmp_path / "one.json")
+    # On CPU, `--multi_gpu` is what starts N torchrun workers (gloo); `--cpu` alone starts one process.
+    two = _run_scoring([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517"],
+                       tiny_model_path, tmp_path / "two.json")
+    assert (one["num_processes"], two["num_processes"]) == (1, 2)
+    assert one["critical_count"] == two["critical_count"] > 0
+    for key in ("outcome", "ifd", "token_reward", "composite", "advantages", "gathered_local_advantages"):
+        a, b = torch.tensor(one[key]), torch.tensor(two[key])
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True, msg=key)
+    assert two["gathered_local_advantages"] == pytest.approx(two["advantages"], nan_ok=True)
+    assert not all(math.isclose(x, 0) for x in one["advantages"])
