@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from ispo.verify import Verifier, VerifyConfig, extract_answer, find_answer_span, verify_answer, verify_batch
+from ispo.verify import (
+    Verifier,
+    VerifyConfig,
+    extract_answer,
+    find_answer_span,
+    verify_answer,
+    verify_batch,
+)
 
 # (gold, completion, expected). Golds are written the way the benchmark files write them.
 CASES = [
@@ -39,6 +46,12 @@ CASES = [
     ("1e-5", r"\boxed{10^{-5}}", True),
     ("2.7778e-6", r"\boxed{2.7778\times10^{-6}}", True),
     ("-1./3", r"\boxed{-\frac{1}{3}}", True),
+    # Math-Verify rounds floats to 6 decimal places; small golds must still match relatively
+    ("3.89e-10", r"\boxed{3.89 \times 10^{-10}}", True),
+    ("3.89e-10", r"\boxed{0.0}", False),
+    ("1e-8", r"\boxed{0.00000002}", False),
+    ("1.45e-5", r"\boxed{0.0000145}", True),
+    ("0.003", r"\boxed{0.0030001}", True),
     ("np.arcsin(10/13)", r"\boxed{\arcsin\left(\frac{10}{13}\right)}", True),
     ("np.arcsin(10/13)", r"\boxed{\arccos\left(\frac{10}{13}\right)}", False),
     ("np.sqrt(2)*np.pi", r"\boxed{\pi\sqrt{2}}", True),
@@ -203,7 +216,7 @@ def test_answer_tag_table(gold, completion, expected, warm):
     assert verify_answer(gold, completion, answer_format="answer_tag") is expected
 
 
-@pytest.mark.parametrize("gold", UNPARSEABLE_GOLDS, ids=["empty", "blank", "oversized", "tower", "unclosed", "stray"])
+@pytest.mark.parametrize("gold", UNPARSEABLE_GOLDS, ids=["empty", "blank", "long", "tower", "unclosed", "stray"])
 def test_unparseable_gold_is_none(gold, warm):
     assert verify_answer(gold, r"\boxed{5}") is None
     assert verify_answer(gold, "no answer here") is None
@@ -259,7 +272,8 @@ def test_hung_worker_is_killed_and_replaced():
         process = verifier._slots[0].process
         os.kill(process.pid, signal.SIGSTOP)  # stands in for a hang inside a C extension
         start = time.monotonic()
-        assert verifier.verify_batch(["2", "3"], [r"\boxed{2}", r"\boxed{3}"], timeout=1.0) == [False, True]
+        outcomes = verifier.verify_batch(["2", "3"], [r"\boxed{2}", r"\boxed{3}"], timeout=1.0)
+        assert outcomes == [False, True]
         assert time.monotonic() - start < 1.0 + verifier.config.kill_grace + 15.0  # + one worker start
         assert process.poll() is not None  # the stopped worker is gone
         assert verifier._slots[0].process.pid != process.pid
@@ -375,11 +389,12 @@ def test_benchmark_golds_round_trip(path, warm):
         pytest.skip(f"no benchmark data under {_data_dir()}")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     golds = [row["answer"] for row in rows]
-    completions = [f"Let me work through it.\n... so the answer is $\\boxed{{{gold}}}$." for gold in golds]
+    completions = [f"Let me work it out.\n... so the answer is $\\boxed{{{gold}}}$." for gold in golds]
     start = time.monotonic()
     results = verify_batch(golds, completions)
     elapsed = time.monotonic() - start
-    misses = [(row["id"], row["answer"], result) for row, result in zip(rows, results) if result is not True]
+    misses = [(row["id"], row["answer"], got) for row, got in zip(rows, results) if got is not True]
     rate = 1 - len(misses) / len(rows)
-    print(f"{path.stem}: {len(rows) - len(misses)}/{len(rows)} = {rate:.2%} in {elapsed:.1f}s; misses: {misses}")
+    verified = len(rows) - len(misses)
+    print(f"{path.stem}: {verified}/{len(rows)} = {rate:.2%} in {elapsed:.1f}s; misses: {misses}")
     assert rate >= 0.99, misses

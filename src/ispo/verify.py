@@ -52,6 +52,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import math
 import os
 import queue
 import re
@@ -109,7 +110,8 @@ class VerifyConfig:
     startup_timeout: float = 120.0
 
     def __post_init__(self):
-        for name in ("max_answer_chars", "max_scan_chars", "max_nesting", "max_factorial", "max_exponent_digits"):
+        counts = ("max_answer_chars", "max_scan_chars", "max_nesting", "max_factorial", "max_exponent_digits")
+        for name in counts:
             if getattr(self, name) < 1:
                 raise ValueError(f"VerifyConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.kill_grace < 0 or self.startup_timeout <= 0:
@@ -187,7 +189,9 @@ def _box_spans(text: str) -> list[tuple[int, int, int, int]]:
     return spans
 
 
-def find_answer_span(completion: str, answer_format: AnswerFormat = "boxed") -> tuple[int, int, int] | None:
+def find_answer_span(
+    completion: str, answer_format: AnswerFormat = "boxed"
+) -> tuple[int, int, int] | None:
     """Character offsets (marker_start, answer_start, answer_end) of the final answer in `completion`.
 
     `completion[marker_start:answer_start]` is the marker (`\\boxed{`, `<answer>`, plus any
@@ -229,7 +233,9 @@ def extract_answer(completion: str, answer_format: AnswerFormat = "boxed") -> st
 
 
 # Between two boxes of one multi-part answer only separators may appear.
-_BOX_SEPARATOR_RE = re.compile(r"(?:\s|\$|,|;|&|\\quad|\\qquad|\\,|\\;|\\text\{\s*(?:and|,)?\s*\}|\band\b)*")
+_BOX_SEPARATOR_RE = re.compile(
+    r"(?:\s|\$|,|;|&|\\quad|\\qquad|\\,|\\;|\\text\{\s*(?:and|,)?\s*\}|\band\b)*"
+)
 
 
 def _trailing_box_run(completion: str) -> str | None:
@@ -337,7 +343,8 @@ def _refusal(text: str, config: VerifyConfig) -> str | None:
         digits = match.group(1).lstrip("0")
         if len(digits) > len(str(config.max_factorial)) or int(digits or "0") > config.max_factorial:
             return "large factorial"
-    if any(len(m.group(1).lstrip("0")) > config.max_exponent_digits for m in _EXPONENT_RE.finditer(text)):
+    exponents = (match.group(1).lstrip("0") for match in _EXPONENT_RE.finditer(text))
+    if any(len(digits) > config.max_exponent_digits for digits in exponents):
         return "large exponent"
     return None
 
@@ -358,7 +365,10 @@ _PY_CONSTANTS = {"pi": r"\pi", "e": "e", "inf": r"\infty"}
 # `t(0,4]`: a variable glued to an interval (mismatched brackets, so not a function call).
 _GLUED_INTERVAL_RE = re.compile(r"^([A-Za-z])\s*(\((?:[^()\[\]]*)\]|\[(?:[^()\[\]]*)\))$")
 # `\left(`, `(`, `[`, `\{` wrappers that may be peeled off a multi-part answer written as a tuple.
-_WRAPPERS = ((r"\left(", r"\right)"), (r"\left[", r"\right]"), (r"\left\{", r"\right\}"), (r"\{", r"\}"), ("(", ")"), ("[", "]"))
+_WRAPPERS = (
+    (r"\left(", r"\right)"), (r"\left[", r"\right]"), (r"\left\{", r"\right\}"),
+    (r"\{", r"\}"), ("(", ")"), ("[", "]"),
+)
 
 
 def _normalize(text: str) -> str:
@@ -401,7 +411,7 @@ def _top_level_commas(text: str) -> tuple[bool, bool]:
 
 
 def _python_to_latex(text: str) -> str:
-    """`np.arcsin(10/13)` -> `\\arcsin\\left(10/13\\right)`, `np.sqrt(2)` -> `\\sqrt{2}`, `np.pi` -> `\\pi`.
+    """`np.arcsin(x)` -> `\\arcsin\\left(x\\right)`, `np.sqrt(2)` -> `\\sqrt{2}`, `np.pi` -> `\\pi`.
 
     Minerva golds are partly Python; LaTeX parsing reads `np.arcsin` as a product of symbols.
     """
@@ -415,7 +425,10 @@ def _python_to_latex(text: str) -> str:
             if close is None:
                 continue
             inner = text[match.end() : close]
-            latex = rf"\sqrt{{{inner}}}" if name == "sqrt" else rf"{_PY_FUNCTIONS[name]}\left({inner}\right)"
+            if name == "sqrt":
+                latex = rf"\sqrt{{{inner}}}"
+            else:
+                latex = rf"{_PY_FUNCTIONS[name]}\left({inner}\right)"
             out.append(text[position : match.start()] + latex)
             position = close + 1
         elif not call and name in _PY_CONSTANTS:
@@ -489,7 +502,9 @@ def _parse_gold(gold: str) -> tuple[tuple, bool]:
     """(parsed gold candidates, is_multi_part). Cached: one gold serves all G rollouts of a prompt."""
     text = _normalize(gold)
     candidates = _parse_candidates(text) if text else []
-    is_multi = _top_level_comma(text) and any(type(c).__name__ == "FiniteSet" for c in candidates)
+    from sympy import FiniteSet
+
+    is_multi = _top_level_comma(text) and any(isinstance(c, FiniteSet) for c in candidates)
     return tuple(candidates), is_multi
 
 
@@ -509,11 +524,44 @@ def _grade(gold: str, answer: str | None) -> bool | None:
         inner = _unwrap(text)
         if inner is not None:
             predictions = predictions + _parse_candidates(inner)
-    return bool(predictions) and bool(verify(list(gold_candidates), predictions, timeout_seconds=None))
+    return any(
+        verify(expected, prediction, timeout_seconds=None)
+        and not _equal_only_after_rounding(expected, prediction)
+        for expected in gold_candidates
+        for prediction in predictions
+    )
+
+
+def _numeric_value(expr) -> float | None:
+    """The value of a real constant expression, or None for anything else (symbols, sets, strings)."""
+    from sympy import Expr
+
+    if not isinstance(expr, Expr) or expr.free_symbols:
+        return None
+    try:
+        value = complex(expr.evalf(30))
+    except Exception:  # noqa: BLE001 - sympy raises many types on expressions it cannot evaluate
+        return None
+    return value.real if value.imag == 0 and math.isfinite(value.real) else None
+
+
+def _equal_only_after_rounding(gold, prediction) -> bool:
+    """Whether Math-Verify's match is an artefact of its absolute rounding of floats.
+
+    It compares floats rounded to 6 decimal places, so every value below 5e-7 "equals" 0 and the
+    Minerva gold 3.89e-10 would accept `0.0` or 5e-10. Small values must also agree to a relative
+    1e-4; above 1e-2 the rounding is already finer than that, and percentages keep Math-Verify's
+    rules (`10\\%` matching `10`).
+    """
+    a, b = _numeric_value(gold), _numeric_value(prediction)
+    if a is None or b is None:
+        return False
+    scale = max(abs(a), abs(b))
+    return scale < 1e-2 and abs(a - b) > 1e-4 * scale
 
 
 class _Deadline(BaseException):
-    """Raised by the worker's timer. A BaseException so Math-Verify's `except Exception` lets it through."""
+    """Raised by the worker's timer; a BaseException so Math-Verify's `except Exception` lets it pass."""
 
 
 def _on_deadline(signum, frame):
@@ -522,8 +570,8 @@ def _on_deadline(signum, frame):
 
 def _grade_with_deadline(gold: str, answer: str | None, timeout: float) -> bool | None:
     stage = "gold"
-    signal.setitimer(signal.ITIMER_REAL, max(timeout, 1e-3))
     try:
+        signal.setitimer(signal.ITIMER_REAL, max(timeout, 1e-3))
         _parse_gold(gold)
         stage = "answer"
         return _grade(gold, answer)
@@ -560,7 +608,9 @@ def _worker_main(read_fd: int, write_fd: int) -> None:
 # Worker processes (caller's side)
 # --------------------------------------------------------------------------------------------------
 
-_WORKER_COMMAND = "import sys; from ispo.verify import _worker_main; _worker_main(int(sys.argv[1]), int(sys.argv[2]))"
+_WORKER_COMMAND = (
+    "import sys; from ispo.verify import _worker_main; _worker_main(int(sys.argv[1]), int(sys.argv[2]))"
+)
 
 
 class _WorkerSlot:
@@ -617,16 +667,30 @@ class _WorkerSlot:
 
     def run(self, items: list[tuple], timeout: float) -> list[bool | None]:
         """Grade `items` (gold, answer) in order; each gets `timeout` seconds."""
+        try:
+            return self._run(items, timeout)
+        except BaseException:
+            # Interrupted mid-batch (KeyboardInterrupt): the worker may still be answering this
+            # batch, and its late answers must never be read as the next batch's.
+            self.kill()
+            raise
+
+    def _run(self, items: list[tuple], timeout: float) -> list[bool | None]:
         outcomes: list[bool | None] = [False] * len(items)
         todo = list(range(len(items)))
+        broken_pipes = 0
         while todo:
             if self.process is None or self.process.poll() is not None:
                 self.kill()
                 self._start()
             try:
                 self.requests.send([(i, *items[i], timeout) for i in todo])
-            except OSError:  # died since the check above; the next round starts a fresh one
+            except OSError:
+                # Died between the check and the send; a fresh worker gets the batch.
                 self.kill()
+                broken_pipes += 1
+                if broken_pipes > 3:
+                    raise RuntimeError("ispo.verify: the answer-checking worker keeps dying") from None
                 continue
             done = 0
             for index in todo:
@@ -640,7 +704,8 @@ class _WorkerSlot:
                     self.kill()
                     done += 1
                     break
-                assert got == index, "worker answered out of order"
+                if got != index:
+                    raise RuntimeError(f"ispo.verify: worker answered pair {got}, expected {index}")
                 outcomes[index] = outcome
                 done += 1
             todo = todo[done:]
@@ -674,7 +739,7 @@ class Verifier:
         self.close()
 
     def close(self) -> None:
-        """Kill all workers. Safe to call twice; a later call starts them again."""
+        """Kill all workers. Safe to call twice; a later `verify_batch` starts them again."""
         if os.getpid() != self._pid:
             return  # inherited through fork: the workers belong to the parent process
         for slot in self._slots:
@@ -700,8 +765,8 @@ class Verifier:
         if len(golds) != len(completions):
             raise ValueError(f"got {len(golds)} golds but {len(completions)} completions")
         timeout = float(timeout)
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0, got {timeout}")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
         outcomes: list[bool | None] = [None] * len(golds)
         work: list[tuple[int, tuple]] = []
         for i, (gold, completion) in enumerate(zip(golds, completions)):
@@ -724,7 +789,8 @@ class Verifier:
             results = [self._run([item for _, item in work], timeout)]
         else:
             with ThreadPoolExecutor(num_chunks) as executor:
-                results = list(executor.map(lambda chunk: self._run([item for _, item in chunk], timeout), chunks))
+                futures = [executor.submit(self._run, [item for _, item in chunk], timeout) for chunk in chunks]
+                results = [future.result() for future in futures]
         for chunk, chunk_results in zip(chunks, results):
             for (i, _), outcome in zip(chunk, chunk_results):
                 outcomes[i] = outcome
@@ -755,7 +821,9 @@ def verify_batch(
     """`verify_answer` over (gold, completion) pairs; what the training reward and evaluation call.
 
     One round trip to a warm worker for the whole batch (large batches are split over the pool),
-    and each gold is parsed once however many rollouts share it. `timeout` is per pair.
+    and each gold is parsed once however many rollouts share it. `timeout` is per pair, so a batch
+    of n hostile pairs can take n * timeout; the cheap screens refuse most of them without parsing.
+    Mismatched lengths raise ValueError.
     """
     return _default().verify_batch(golds, completions, answer_format=answer_format, timeout=timeout)
 
@@ -767,9 +835,11 @@ def verify_answer(
     answer_format: AnswerFormat = "boxed",
     timeout: float = 5.0,
 ) -> bool | None:
-    """Whether the completion's final answer equals `gold` (gold first); None if the gold is unparseable.
+    """Whether the completion's final answer equals `gold` (gold first); None if the gold is unusable.
 
-    Never raises on any input and returns within about `timeout` seconds (plus a worker start on first
-    use); see the module docstring for what counts as a match. Safe from any thread.
+    Whatever the gold and completion text, never raises and returns within about `timeout` seconds
+    (plus one worker start on first use); see the module docstring for what counts as a match and
+    for the multi-part policy. Safe from any thread. Argument errors (unknown `answer_format`,
+    non-positive `timeout`) raise ValueError.
     """
     return verify_batch([gold], [completion], answer_format=answer_format, timeout=timeout)[0]
