@@ -52,6 +52,21 @@ def test_bad_input_is_a_clear_one_line_error(tmp_path, capsys):
     assert "ispo eval: error: unknown benchmark 'mathh500'" in capsys.readouterr().err
     code = main(["eval", "--model", "m", "--n-samples", "4", "--output-dir", str(tmp_path)])
     assert code == 2 and "greedy decoding" in capsys.readouterr().err
+    benchmark = write_jsonl(tmp_path / "toy.jsonl", ROWS)
+    code = main(["eval", "--model", str(tmp_path / "no-such-checkpoint"), "--benchmarks", str(benchmark), "--output-dir", str(tmp_path / "o")])
+    assert code == 2 and "model folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_checkpoint_without_tokenizer_takes_one_by_flag(tiny_checkpoint, tokenizer, tmp_path):
+    from ispo.models.tiny import build_tiny_model
+
+    weights_only = tmp_path / "weights-only"
+    build_tiny_model(tokenizer).save_pretrained(weights_only)
+    argv = ["eval", "--model", str(weights_only), "--benchmarks", str(write_jsonl(tmp_path / "toy.jsonl", ROWS)),
+            "--limit", "1", "--max-new-tokens", "2", "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert main([*argv, "--tokenizer", str(tiny_checkpoint)]) == 0
 
 
 @pytest.mark.slow

@@ -193,3 +193,15 @@ def test_config_validation(overrides, message):
 def test_config_accepts_comma_separated_benchmarks():
     assert EvalConfig(model="m", output_dir="o", benchmarks="math500, aime24,math500").benchmarks == ["math500", "aime24"]
     assert EvalConfig(model="some/dir/ckpt-100/", output_dir="o").display_name == "ckpt-100"
+
+
+def test_a_chat_prompt_without_a_chat_template_is_a_clear_error(benchmark_file, tmp_path, tokenizer):
+    import copy
+
+    plain_tokenizer = copy.deepcopy(tokenizer)
+    plain_tokenizer.chat_template = None
+    with pytest.raises(EvalError, match="no chat template"):
+        evaluate(config(benchmark_file, tmp_path / "out"), backend=ScriptedBackend(plain_tokenizer))
+    backend = ScriptedBackend(plain_tokenizer)
+    evaluate(config(benchmark_file, tmp_path / "out", prompt="plain"), backend=backend)
+    assert sum(backend.calls) == 5

@@ -105,22 +105,28 @@ class HFBackend:
         cls,
         name_or_path: str,
         *,
+        tokenizer: str | None = None,
         dtype: str = "auto",
         device: str = "auto",
         trust_remote_code: bool = False,
     ) -> HFBackend:
-        """Load a hub id or a ``save_pretrained`` folder (an ``ispo train`` checkpoint)."""
+        """Load a hub id or a ``save_pretrained`` folder (an ``ispo train`` checkpoint).
+
+        ``tokenizer`` names another tokenizer source, for a checkpoint saved without one.
+        """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":
             dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        loaded_tokenizer = AutoTokenizer.from_pretrained(tokenizer or name_or_path, trust_remote_code=trust_remote_code)
+        if len(loaded_tokenizer) < 8:  # transformers builds an empty tokenizer for a folder without one
+            raise OSError(f"no tokenizer found in {tokenizer or name_or_path}; pass --tokenizer NAME_OR_PATH")
         model = AutoModelForCausalLM.from_pretrained(
             name_or_path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
         ).to(device)
-        return cls(model, tokenizer)
+        return cls(model, loaded_tokenizer)
 
     def generate(
         self,
@@ -211,6 +217,7 @@ class VLLMBackend:
         self,
         name_or_path: str,
         *,
+        tokenizer: str | None = None,
         dtype: str = "auto",
         seed: int = 0,
         tensor_parallel_size: int = 1,
@@ -223,6 +230,7 @@ class VLLMBackend:
             raise ImportError("--backend vllm needs vLLM: pip install 'ispo[vllm]'") from error
         self.llm = LLM(
             model=name_or_path,
+            tokenizer=tokenizer,
             dtype=dtype,
             seed=seed,
             tensor_parallel_size=tensor_parallel_size,

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         summary = evaluate(config_from_args(args))
-    except (EvalError, BenchmarkError, ImportError) as error:
+    except (EvalError, BenchmarkError, ImportError, OSError) as error:  # OSError: model or tokenizer not found
         print(f"ispo eval: error: {error}", file=sys.stderr)
         return 2
     from ispo.eval.summary import markdown_table

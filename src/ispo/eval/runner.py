@@ -35,7 +35,7 @@ SAMPLES_FILE = "samples.jsonl"
 RUN_CONFIG_FILE = "run_config.json"
 # Settings that change the generated samples; the others (benchmarks, limit, n_samples, batch
 # size, backend) only change which samples exist or how fast they come.
-GENERATION_KEYS = ("model", "prompt", "chat", "answer_format", "temperature", "top_p", "max_new_tokens", "seed")
+GENERATION_KEYS = ("model", "tokenizer", "prompt", "chat", "answer_format", "temperature", "top_p", "max_new_tokens", "seed")
 
 
 class EvalError(ValueError):
@@ -52,6 +52,7 @@ class EvalConfig:
 
     model: str = field(metadata=_help("hub id or local folder (save_pretrained / ispo train checkpoint)"))
     output_dir: str = field(metadata=_help("where samples.jsonl, summary.json and summary.md go; reruns resume"))
+    tokenizer: str | None = field(default=None, metadata=_help("tokenizer to load when the checkpoint has none (default: the model's)"))
     benchmarks: list[str] = field(
         default_factory=lambda: list(PAPER_BENCHMARKS),
         metadata=_help("comma-separated names (aime24, aime25, amc23, math500, olympiadbench, minerva, gsm8k) or .jsonl paths"),
@@ -126,11 +127,15 @@ class EvalConfig:
 
 def make_backend(config: EvalConfig) -> Backend:
     """The backend the config asks for; vLLM is imported here and nowhere else."""
+    looks_local = config.model.startswith(("/", "./", "../", "~")) or config.model.count("/") > 1
+    if looks_local and not Path(config.model).expanduser().is_dir():
+        raise EvalError(f"model folder {config.model} does not exist (a hub id has the form org/name)")
     if config.backend == "vllm":
         from ispo.eval.backends import VLLMBackend
 
         return VLLMBackend(
             config.model,
+            tokenizer=config.tokenizer,
             dtype=config.dtype,
             seed=config.seed,
             tensor_parallel_size=config.tensor_parallel_size,
@@ -140,7 +145,11 @@ def make_backend(config: EvalConfig) -> Backend:
     from ispo.eval.backends import HFBackend
 
     return HFBackend.from_pretrained(
-        config.model, dtype=config.dtype, device=config.device, trust_remote_code=config.trust_remote_code
+        config.model,
+        tokenizer=config.tokenizer,
+        dtype=config.dtype,
+        device=config.device,
+        trust_remote_code=config.trust_remote_code,
     )
 
 
@@ -153,8 +162,11 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None) -> dict:
     benchmarks = _load_benchmarks(config)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_config(config, output_dir)
+    if config.overwrite:
+        for name in (SAMPLES_FILE, RUN_CONFIG_FILE, "summary.json", "summary.md"):
+            (output_dir / name).unlink(missing_ok=True)
     store = RecordStore(output_dir / SAMPLES_FILE)
+    _check_run_config(config, output_dir, has_samples=len(store) > 0)
 
     pending = {
         name: [(p, i) for p in problems for i in range(config.n_samples) if (name, p.id, i) not in store]
@@ -194,14 +206,12 @@ def _load_benchmarks(config: EvalConfig) -> dict[str, list[Problem]]:
     return benchmarks
 
 
-def _check_run_config(config: EvalConfig, output_dir: Path) -> None:
+def _check_run_config(config: EvalConfig, output_dir: Path, *, has_samples: bool) -> None:
+    """Refuse to add samples generated with other settings to the ones already there."""
     settings = {key: getattr(config, key) for key in GENERATION_KEYS}
     settings["prompt"] = resolve_template(config.prompt)  # a changed @FILE counts as a change
     path = output_dir / RUN_CONFIG_FILE
-    if config.overwrite:
-        for name in (SAMPLES_FILE, "summary.json", "summary.md"):
-            (output_dir / name).unlink(missing_ok=True)
-    elif path.exists():
+    if has_samples and path.exists():
         stored = json.loads(path.read_text())
         changed = [key for key in GENERATION_KEYS if stored.get(key) != settings[key]]
         if changed:
@@ -225,9 +235,12 @@ def _generate_benchmark(config, backend, store, name, items, *, total) -> None:
     prompt_ids = {}
     for problem, _ in items:
         if problem.id not in prompt_ids:
-            prompt_ids[problem.id] = encode_prompt(
-                tokenizer, problem.problem, template=template, answer_format=config.answer_format, chat=config.chat
-            )
+            try:
+                prompt_ids[problem.id] = encode_prompt(
+                    tokenizer, problem.problem, template=template, answer_format=config.answer_format, chat=config.chat
+                )
+            except ValueError as error:  # e.g. a chat prompt for a tokenizer without a chat template
+                raise EvalError(str(error)) from None
     # Longest prompts first: batches of similar length pad less, and an out-of-memory shows up at once.
     items = sorted(items, key=lambda item: -len(prompt_ids[item[0].id]))
     with tqdm(total=total, initial=total - len(items), desc=name, unit="sample", dynamic_ncols=True) as progress:
