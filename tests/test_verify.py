@@ -198,7 +198,8 @@ HOSTILE_MARGIN = VerifyConfig().kill_grace + 1.5
 @pytest.fixture(scope="module")
 def warm():
     """Start the shared workers once, so no test's time bound includes a worker start."""
-    assert verify_batch(["1"] * 128, [r"\boxed{1}"] * 128) == [True] * 128
+    golds = [str(n) for n in range(128)]
+    assert verify_batch(golds, [rf"\boxed{{{gold}}}" for gold in golds]) == [True] * 128
 
 
 @pytest.mark.parametrize(("gold", "completion", "expected"), CASES)
@@ -289,7 +290,8 @@ def test_dead_worker_is_restarted():
 
 def test_close_stops_workers_and_reuse_restarts():
     verifier = Verifier(max_workers=2)
-    assert verifier.verify_batch(["1"] * 200, [r"\boxed{1}"] * 200) == [True] * 200  # both workers
+    golds = [str(n) for n in range(200)]  # golds are spread over both workers
+    assert verifier.verify_batch(golds, [rf"\boxed{{{gold}}}" for gold in golds]) == [True] * 200
     processes = [slot.process for slot in verifier._slots if slot.process is not None]
     assert len(processes) == 2
     verifier.close()

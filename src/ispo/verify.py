@@ -54,12 +54,12 @@ import functools
 import logging
 import math
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -508,8 +508,12 @@ def _parse_gold(gold: str) -> tuple[tuple, bool]:
     return tuple(candidates), is_multi
 
 
+@functools.lru_cache(maxsize=16384)
 def _grade(gold: str, answer: str | None) -> bool | None:
-    """Grade one pair inside the worker. Gold first; None only when the gold yields nothing."""
+    """Grade one pair inside the worker. Gold first; None only when the gold yields nothing.
+
+    Cached: the rollouts of one prompt often repeat an answer, and evaluation repeats samples.
+    """
     gold_candidates, is_multi = _parse_gold(gold)
     if not gold_candidates:
         return None
@@ -727,9 +731,8 @@ class Verifier:
         self.config = config
         self.max_workers = max_workers
         self._slots = [_WorkerSlot(config) for _ in range(max_workers)]
-        self._idle: queue.LifoQueue[_WorkerSlot] = queue.LifoQueue()  # LIFO: reuse the warm worker
-        for slot in self._slots:
-            self._idle.put(slot)
+        self._busy = [False] * max_workers
+        self._available = threading.Condition()
         self._pid = os.getpid()
 
     def __enter__(self) -> Verifier:
@@ -745,12 +748,19 @@ class Verifier:
         for slot in self._slots:
             slot.kill()
 
-    def _run(self, items: list[tuple], timeout: float) -> list[bool | None]:
-        slot = self._idle.get()
+    def _run(self, items: list[tuple], timeout: float, preferred: int = 0) -> list[bool | None]:
+        """Grade on slot `preferred` if it is free (its caches know these golds), else on any free one."""
+        with self._available:
+            while all(self._busy):
+                self._available.wait()
+            index = preferred if not self._busy[preferred] else self._busy.index(False)
+            self._busy[index] = True
         try:
-            return slot.run(items, timeout)
+            return self._slots[index].run(items, timeout)
         finally:
-            self._idle.put(slot)
+            with self._available:
+                self._busy[index] = False
+                self._available.notify()
 
     def verify_batch(
         self,
@@ -780,18 +790,21 @@ class Verifier:
             work.append((i, (gold, answer)))
         if not work:
             return outcomes
-        # Split a large batch over the workers; small ones are not worth a second process start.
-        # Contiguous chunks keep a prompt's G rollouts, which share a gold, on one worker's cache.
+        # Split a large batch over the workers (a small one is not worth a second process start).
+        # A gold always goes to the same worker, whose caches then hold its parse and its graded
+        # answers across calls: the G rollouts of a prompt, the samples of an evaluation.
         num_chunks = min(self.max_workers, max(1, len(work) // 64))
-        size = -(-len(work) // num_chunks)
-        chunks = [work[k : k + size] for k in range(0, len(work), size)]
-        if num_chunks == 1:
-            results = [self._run([item for _, item in work], timeout)]
+        chunks: list[list[tuple[int, tuple]]] = [[] for _ in range(num_chunks)]
+        for entry in work:
+            chunks[zlib.crc32(entry[1][0].encode("utf-8", "replace")) % num_chunks].append(entry)
+        used = [k for k, chunk in enumerate(chunks) if chunk]
+        if len(used) == 1:
+            results = [self._run([item for _, item in chunks[used[0]]], timeout, used[0])]
         else:
-            with ThreadPoolExecutor(num_chunks) as executor:
-                futures = [executor.submit(self._run, [item for _, item in chunk], timeout) for chunk in chunks]
+            with ThreadPoolExecutor(len(used)) as executor:
+                futures = [executor.submit(self._run, [item for _, item in chunks[k]], timeout, k) for k in used]
                 results = [future.result() for future in futures]
-        for chunk, chunk_results in zip(chunks, results):
+        for chunk, chunk_results in zip((chunks[k] for k in used), results):
             for (i, _), outcome in zip(chunk, chunk_results):
                 outcomes[i] = outcome
         return outcomes
