@@ -1,0 +1,194 @@
+"""``ispo train --config RECIPE.yaml [--field value ...]``: train with ISPO (or GRPO: weights 0) from a recipe.
+
+A recipe is a serialised configuration: one flat YAML mapping whose keys are the fields of
+``RecipeArgs`` (model, dataset, prompt) and of ``ISPOConfig`` (every GRPO/ISPO/Trainer knob). Each of
+those fields is also a ``--field value`` flag that overrides the recipe; values are read as YAML
+(``--lambda_ifd 0.1``, ``--report_to '[wandb]'``). Help text comes from the dataclasses, written once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SYNTHETIC_ARITHMETIC = "synthetic_arithmetic"
+DEFAULT_TEMPLATE = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+
+
+@dataclass
+class RecipeArgs:
+    """What to train and on which data; everything else is an ``ISPOConfig`` field."""
+
+    model: str = field(
+        default="tiny",
+        metadata={"help": "Policy model: a hub id, a local path, or 'tiny' (a tiny offline model built into <output_dir>/tiny_model)."},
+    )
+    tiny_hidden_size: int = field(default=64, metadata={"help": "Hidden size of the 'tiny' model."})
+    tiny_num_layers: int = field(default=2, metadata={"help": "Number of layers of the 'tiny' model."})
+    dataset: str = field(
+        default=SYNTHETIC_ARITHMETIC,
+        metadata={"help": f"Training data: a local .jsonl/.json file, a hub dataset id, or '{SYNTHETIC_ARITHMETIC}' (generated offline)."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
+    dataset_split: str = field(default="train", metadata={"help": "Dataset split to train on."})
+    problem_column: str = field(default="problem", metadata={"help": "Column holding the problem text."})
+    answer_column: str = field(default="answer", metadata={"help": "Column holding the gold final answer."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only the first N rows."})
+    synthetic_size: int = field(default=256, metadata={"help": f"Number of rows of '{SYNTHETIC_ARITHMETIC}'."})
+    prompt_template: str = field(
+        default=DEFAULT_TEMPLATE,
+        metadata={"help": "User message; '{problem}' is replaced by the problem (no other braces are special)."},
+    )
+    system_prompt: str | None = field(default=None, metadata={"help": "Optional system message."})
+    conversational: bool = field(
+        default=True,
+        metadata={"help": "Send prompts as chat messages (the tokenizer's chat template applies); false: raw text."},
+    )
+
+
+def _fields() -> dict[str, tuple[type, dataclasses.Field]]:
+    from ispo.trainer.config import ISPOConfig
+
+    table = {f.name: (RecipeArgs, f) for f in dataclasses.fields(RecipeArgs)}
+    for f in dataclasses.fields(ISPOConfig):
+        if f.init and not f.name.startswith("_"):
+            table.setdefault(f.name, (ISPOConfig, f))
+    return table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="recipe YAML (see recipes/)")
+    recipe_group = parser.add_argument_group("recipe fields")
+    config_group = parser.add_argument_group("ISPOConfig fields (GRPOConfig and TrainingArguments included)")
+    for name, (owner, f) in _fields().items():
+        group = recipe_group if owner is RecipeArgs else config_group
+        help_text = str(f.metadata.get("help", "")).replace("%", "%%")
+        group.add_argument(f"--{name}", dest=name, default=argparse.SUPPRESS, metavar="VALUE", help=help_text)
+
+
+def _coerce(name: str, f: dataclasses.Field, text: str) -> Any:
+    """A flag's text as YAML, except that string fields keep the text as written."""
+    import yaml
+
+    value = yaml.safe_load(text)
+    annotation = f.type if isinstance(f.type, str) else str(getattr(f.type, "__name__", f.type))
+    textual = "str" in annotation and not any(t in annotation for t in ("int", "float", "bool", "dict", "list"))
+    if textual and value is not None and not isinstance(value, str):
+        return text
+    return value
+
+
+def load_recipe(path: Path, overrides: dict[str, str] | None = None) -> tuple[RecipeArgs, Any]:
+    """Read a recipe and apply ``--field value`` overrides; returns ``(RecipeArgs, ISPOConfig)``."""
+    import yaml
+
+    from ispo.trainer.config import ISPOConfig
+
+    values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a recipe is a YAML mapping of field: value")
+    table = _fields()
+    for name, text in (overrides or {}).items():
+        values[name] = _coerce(name, table[name][1], text)
+    unknown = sorted(set(values) - set(table))
+    if unknown:
+        raise ValueError(f"{path}: unknown recipe field {unknown[0]!r} (not a RecipeArgs or ISPOConfig field)")
+    recipe = RecipeArgs(**{k: v for k, v in values.items() if table[k][0] is RecipeArgs})
+    config = ISPOConfig(**{k: v for k, v in values.items() if table[k][0] is ISPOConfig})
+    return recipe, config
+
+
+def synthetic_arithmetic(size: int, seed: int = 0) -> list[dict]:
+    """Small addition and subtraction problems with one- or two-digit answers, generated offline."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(size):
+        a, b = rng.randint(0, 9), rng.randint(0, 9)
+        if rng.random() < 0.5:
+            rows.append({"problem": f"{a}+{b}", "answer": str(a + b)})
+        else:
+            a, b = max(a, b), min(a, b)
+            rows.append({"problem": f"{a}-{b}", "answer": str(a - b)})
+    return rows
+
+
+def load_rows(recipe: RecipeArgs, seed: int = 0) -> list[dict]:
+    """The raw training rows as dicts (problem and answer under the recipe's column names)."""
+    if recipe.dataset == SYNTHETIC_ARITHMETIC:
+        rows = synthetic_arithmetic(recipe.synthetic_size, seed)
+        return [{recipe.problem_column: r["problem"], recipe.answer_column: r["answer"]} for r in rows]
+    from datasets import load_dataset
+
+    path = Path(recipe.dataset)
+    if path.suffix in (".jsonl", ".json") or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"dataset file {path} does not exist")
+        dataset = load_dataset("json", data_files=str(path), split="train")
+    else:
+        dataset = load_dataset(recipe.dataset, recipe.dataset_config, split=recipe.dataset_split)
+    if recipe.max_train_samples is not None:
+        dataset = dataset.select(range(min(recipe.max_train_samples, len(dataset))))
+    return list(dataset)
+
+
+def build_examples(recipe: RecipeArgs, rows: list[dict]) -> list[dict]:
+    """Rows -> ``{"prompt", "answer"}`` examples; a row without a problem or answer fails with its index."""
+    examples = []
+    for index, row in enumerate(rows[: recipe.max_train_samples]):
+        for column in (recipe.problem_column, recipe.answer_column):
+            value = row.get(column)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise ValueError(f"dataset row {index}: missing or empty {column!r} (columns: {sorted(row)})")
+        text = recipe.prompt_template.replace("{problem}", str(row[recipe.problem_column]))
+        if recipe.conversational:
+            messages = [{"role": "system", "content": recipe.system_prompt}] if recipe.system_prompt else []
+            prompt: Any = messages + [{"role": "user", "content": text}]
+        else:
+            prompt = (recipe.system_prompt + "\n\n" if recipe.system_prompt else "") + text
+        examples.append({"prompt": prompt, "answer": str(row[recipe.answer_column])})
+    if not examples:
+        raise ValueError("the dataset has no rows")
+    return examples
+
+
+def resolve_model(recipe: RecipeArgs, output_dir: str) -> str:
+    """The model id or path to load; 'tiny' is built (once) and saved under ``output_dir``."""
+    if recipe.model != "tiny":
+        return recipe.model
+    from ispo.models.tiny import save_tiny_model
+
+    path = Path(output_dir) / "tiny_model"
+    if not (path / "config.json").exists():
+        save_tiny_model(path, hidden_size=recipe.tiny_hidden_size, num_layers=recipe.tiny_num_layers)
+    return str(path)
+
+
+def main(recipe: RecipeArgs, config) -> int:
+    """Train per ``recipe`` and ``config`` (an ``ISPOConfig``); returns a process exit code."""
+    from datasets import Dataset
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from ispo.trainer import ISPOTrainer
+
+    examples = build_examples(recipe, load_rows(recipe, config.seed))
+    model = resolve_model(recipe, config.output_dir)
+    trainer = ISPOTrainer(model, args=config, train_dataset=Dataset.from_list(examples))
+    resume = config.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() in ("latest", "true"):
+        resume = get_last_checkpoint(config.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(config.output_dir)
+    if trainer.is_world_process_zero():
+        print(f"ispo train: done; model and metrics.jsonl in {config.output_dir}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    names = set(_fields())
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    recipe, config = load_recipe(args.config, overrides)
+    return main(recipe, config)
