@@ -142,6 +142,9 @@ CASES = [
     (r"f(x)=a x+b, where b is an arbitrary integer", r"\boxed{0}", False),
     (r"\frac{32}{9},\frac{1}{2}", r"\boxed{\frac{1}{2}, \frac{32}{9}}", True),
     ("84", r"\boxed{69}, \boxed{84}", False),
+    ("2", r"\boxed{2} or \boxed{3}", False),
+    ("2,3", r"$x = \boxed{2}$ or $x = \boxed{3}$", False),
+    ("2,3", r"\boxed{x=2 \text{ or } x=3}", True),
     # which box counts, missing and empty answers
     ("5", r"\boxed{6} wait, no: \boxed{5}", True),
     ("5", r"\boxed{5} wait, no: \boxed{6}", False),
@@ -153,6 +156,11 @@ CASES = [
     ("5", r"\boxed 5.", True),
     ("5", r"\fbox{5}", True),
     (r"\frac{1}{2}", r"\boxed{\boxed{\frac{1}{2}}}", True),
+    (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\boxed{\begin{pmatrix} 1 \\ 2 \end{pmatrix}}", True),
+    (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\boxed{\begin{pmatrix} 1 \\ 3 \end{pmatrix}}", False),
+    ("33", r"\boxed{033}", True),
+    ("2", r"\boxed{x=2}", True),
+    (r"x^2+7x+10", r"\boxed{(x+2)(x+5)}", True),
 ]
 
 # answer_format="answer_tag"

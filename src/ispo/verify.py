@@ -234,12 +234,12 @@ def extract_answer(completion: str, answer_format: AnswerFormat = "boxed") -> st
 
 # Between two boxes of one multi-part answer only separators may appear.
 _BOX_SEPARATOR_RE = re.compile(
-    r"(?:\s|\$|,|;|&|\\quad|\\qquad|\\,|\\;|\\text\{\s*(?:and|,)?\s*\}|\band\b)*"
+    r"(?:\s|\$|,|;|&|\\quad|\\qquad|\\,|\\;|\\text\{\s*(?:and|or|,)?\s*\}|\b(?:and|or)\b)*"
 )
 
 
 def _trailing_box_run(completion: str) -> str | None:
-    """The last boxes joined by ", " when two or more are separated only by commas/"and"/spaces.
+    """The last boxes joined by ", " when two or more are separated only by commas, and/or, spaces.
 
     `\\boxed{69}, \\boxed{84}` is one two-part answer: right for the gold `69,84`, and wrong for
     the gold `84`, so hedging over several boxes is not rewarded.
@@ -248,7 +248,8 @@ def _trailing_box_run(completion: str) -> str | None:
     spans = _box_spans(text)
     run = spans[:1]
     for span in spans[1:]:
-        if not _BOX_SEPARATOR_RE.fullmatch(text, span[3], run[-1][0]):
+        # A box nested in the next one is not a separate part.
+        if span[3] > run[-1][0] or not _BOX_SEPARATOR_RE.fullmatch(text, span[3], run[-1][0]):
             break
         run.append(span)
     if len(run) < 2 or any(start == end for _, start, end, _ in run):
