@@ -38,7 +38,8 @@ Time and threads
 Math-Verify's own timeouts use `signal.alarm`, which only works on the main thread, and sympy can
 spend minutes (or hang in C) on hostile input. So all parsing and comparison runs in persistent
 child worker processes: the child runs each pair under its own `setitimer` deadline (it is the
-child's main thread) and the parent kills and restarts a child that overruns `timeout + 1 s`.
+child's main thread) and the parent kills and restarts a child that overruns `timeout` by
+`VerifyConfig.kill_grace` (a hang in C code, where no Python timer fires); that pair is False.
 The functions here are safe from any thread; concurrent callers share a small pool of workers
 (`Verifier(max_workers=...)`), and a large batch is split over them. Workers are started with
 `subprocess` running `python -c` rather than `multiprocessing`, so the caller's `__main__` is never
@@ -599,14 +600,14 @@ def _worker_main(read_fd: int, write_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_parsers()
     _parse_gold("1")  # warm up antlr and sympy before declaring ready
-    results.send("ready")
-    while True:
-        try:
+    try:
+        results.send("ready")
+        while True:
             batch = requests.recv()
-        except (EOFError, OSError):
-            return
-        for index, gold, answer, timeout in batch:
-            results.send((index, _grade_with_deadline(gold, answer, timeout)))
+            for index, gold, answer, timeout in batch:
+                results.send((index, _grade_with_deadline(gold, answer, timeout)))
+    except (EOFError, OSError):
+        return  # the parent closed the pipes or exited: nothing left to grade
 
 
 # --------------------------------------------------------------------------------------------------
