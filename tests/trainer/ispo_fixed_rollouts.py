@@ -18,6 +18,8 @@ COMPLETIONS = [  # 3 groups of 4; answers of different token lengths, some missi
     "\\boxed{6}", "10-4 = \\boxed{6}", "x", "take 10, minus 4: \\boxed{5}",
 ]
 OUTCOMES = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, None, 1.0, 1.0, 0.0, 0.0]  # None: unscorable row
+# the second half without answers: on two processes, only the first has counterfactuals to run
+COMPLETIONS_LOPSIDED = COMPLETIONS[:6] + ["no answer", "still none", "x", "y", "z", "nothing"]
 
 
 def global_inputs() -> list[dict]:
@@ -28,12 +30,12 @@ def global_inputs() -> list[dict]:
     ]
 
 
-def local_batch(tokenizer, rows: slice, device="cpu") -> tuple[dict, list[dict]]:
+def local_batch(tokenizer, rows: slice, device="cpu", completions=COMPLETIONS) -> tuple[dict, list[dict]]:
     """The output dict TRL would hand over for ``rows`` of the global batch, padded locally as TRL pads."""
     inputs = global_inputs()[rows]
     prompts = [tokenizer.apply_chat_template(x["prompt"], tokenize=False, add_generation_prompt=True) for x in inputs]
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    completion_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for c in COMPLETIONS[rows]]
+    completion_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for c in completions[rows]]
     width_p, width_c = max(map(len, prompt_ids)), max(map(len, completion_ids))
     pad = tokenizer.pad_token_id
 
@@ -67,10 +69,10 @@ def perturb(model, scale: float = 0.05, seed: int = 1) -> None:
             p.add_(scale * torch.randn(p.shape, generator=generator).to(p.device, p.dtype))
 
 
-def score(trainer, rows: slice) -> dict:
+def score(trainer, rows: slice, completions=COMPLETIONS) -> dict:
     """Run the ISPO scoring on the fixed rollouts ``rows`` (the local part) and return the output dict."""
     tokenizer = trainer.processing_class
-    output, inputs = local_batch(tokenizer, rows, trainer.accelerator.device)
+    output, inputs = local_batch(tokenizer, rows, trainer.accelerator.device, completions)
     trainer.model.train()
     trainer._ispo_rewards_per_func = global_rewards(trainer.accelerator.device)
     trainer._score_ispo(output, inputs, captured=[])

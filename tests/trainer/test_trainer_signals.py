@@ -110,9 +110,16 @@ def test_non_finite_log_probs_stop_with_the_step(trainer_factory):
         trainer._score_ispo(output, inputs, captured=[(logps, torch.ones_like(logps), None)])
 
 
-def _run_scoring(command: list[str], model_path: str, out: Path) -> dict:
+def _launch_two() -> list[str]:
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
+    # On CPU, `--multi_gpu` is what starts N torchrun workers (gloo); `--cpu` alone starts one process.
+    return [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517"]
+
+
+def _run_scoring(command: list[str], model_path: str, out: Path, variant: str = "") -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run(command + [str(HERE / "two_process_rewards.py"), model_path, str(out)],
+    result = subprocess.run(command + [str(HERE / "two_process_rewards.py"), model_path, str(out), variant],
                             env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(out.read_text())
@@ -121,12 +128,8 @@ def _run_scoring(command: list[str], model_path: str, out: Path) -> dict:
 @pytest.mark.timeout(300)
 def test_two_processes_compute_the_same_composite_rewards(tiny_model_path, tmp_path):
     """Same fixed rollouts, split 6 + 6 over two processes (a group straddles them, token widths differ)."""
-    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
     one = _run_scoring([sys.executable], tiny_model_path, tmp_path / "one.json")
-    # On CPU, `--multi_gpu` is what starts N torchrun workers (gloo); `--cpu` alone starts one process.
-    two = _run_scoring([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517"],
-                       tiny_model_path, tmp_path / "two.json")
+    two = _run_scoring(_launch_two(), tiny_model_path, tmp_path / "two.json")
     assert (one["num_processes"], two["num_processes"]) == (1, 2)
     assert one["critical_count"] == two["critical_count"] > 0
     for key in ("outcome", "ifd", "token_reward", "composite", "advantages", "gathered_local_advantages"):
@@ -134,3 +137,13 @@ def test_two_processes_compute_the_same_composite_rewards(tiny_model_path, tmp_p
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True, msg=key)
     assert two["gathered_local_advantages"] == pytest.approx(two["advantages"], nan_ok=True)
     assert not all(math.isclose(x, 0) for x in one["advantages"])
+    assert two["forwards_per_process"][0] == two["forwards_per_process"][1]
+
+
+@pytest.mark.timeout(300)
+def test_processes_run_equal_forwards_when_only_one_has_answers(tiny_model_path, tmp_path):
+    """ZeRO-3 / FSDP gather parameters inside every forward: a process with no counterfactual runs a dummy."""
+    two = _run_scoring(_launch_two(), tiny_model_path, tmp_path / "two.json", variant="lopsided")
+    assert two["num_processes"] == 2
+    assert two["forwards_per_process"][0] == two["forwards_per_process"][1] >= 3
+    assert any(v != 0 for v in two["ifd"][:6]) and all(v == 0 for v in two["ifd"][6:])

@@ -1,7 +1,9 @@
 """Score the fixed rollouts on 1 or N processes; the main process writes the global results as JSON.
 
-    python two_process_rewards.py MODEL_DIR OUT.json
-    accelerate launch --num_processes 2 --cpu two_process_rewards.py MODEL_DIR OUT.json
+    python two_process_rewards.py MODEL_DIR OUT.json [lopsided]
+    accelerate launch --multi_gpu --num_processes 2 two_process_rewards.py MODEL_DIR OUT.json [lopsided]
+
+Also records how many forwards each process ran: sharded models (ZeRO-3, FSDP) need them equal.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import ispo_fixed_rollouts as fixed
 from ispo import ISPOConfig, ISPOTrainer
 
 
-def main(model_dir: str, out_path: str) -> None:
+def main(model_dir: str, out_path: str, variant: str = "") -> None:
     from accelerate import PartialState
 
     total = len(fixed.COMPLETIONS)
@@ -32,8 +34,18 @@ def main(model_dir: str, out_path: str) -> None:
     state = PartialState()
     assert state.num_processes * local == total, (state.num_processes, local)
     fixed.perturb(trainer.model)
+    forwards = []
+    count_forwards = trainer._get_per_token_logps_and_entropies
+
+    def counted(*args, **kwargs):
+        forwards.append(1)
+        return count_forwards(*args, **kwargs)
+
+    trainer._get_per_token_logps_and_entropies = counted
+    completions = fixed.COMPLETIONS_LOPSIDED if variant == "lopsided" else fixed.COMPLETIONS
     rows = slice(state.process_index * local, (state.process_index + 1) * local)
-    output = fixed.score(trainer, rows)
+    output = fixed.score(trainer, rows, completions)
+    forwards_per_process = trainer.accelerator.gather(torch.tensor([len(forwards)])).tolist()
     advantages = trainer.accelerator.gather(output["advantages"])
     last = trainer._ispo_last
     if state.is_main_process:
@@ -41,6 +53,7 @@ def main(model_dir: str, out_path: str) -> None:
         result["gathered_local_advantages"] = advantages.tolist()
         result["critical_count"] = int(last["critical"].sum())
         result["num_processes"] = state.num_processes
+        result["forwards_per_process"] = forwards_per_process
         with open(out_path, "w") as handle:
             json.dump(result, handle)
     state.wait_for_everyone()
@@ -48,4 +61,4 @@ def main(model_dir: str, out_path: str) -> None:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

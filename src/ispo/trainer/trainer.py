@@ -373,7 +373,33 @@ class ISPOTrainer(GRPOTrainer):
         """Score ``prompt[row] + continuation`` and return the log-probs of each answer range.
 
         Returns ``(R, A)`` log-probs and the ``(R, A)`` bool answer mask, answer tokens left-aligned.
+        Every process runs the same number of forwards (padding with a one-token dummy), since sharded
+        models (ZeRO-3, FSDP) gather parameters collectively inside each forward.
         """
+        device = prompt_ids.device
+        num_chunks = math.ceil(len(rows) / batch_size)
+        if self.accelerator.num_processes > 1:
+            counts = self.accelerator.gather(torch.tensor([num_chunks], device=device))
+            total_chunks = int(counts.max())
+        else:
+            total_chunks = num_chunks
+        chunks = []
+        for chunk in range(total_chunks):
+            part = list(range(chunk * batch_size, min((chunk + 1) * batch_size, len(rows))))
+            if part:
+                chunks.append(self._score_continuations([rows[i] for i in part], prompt_ids, prompt_mask,
+                                                        [continuations[i] for i in part]))
+            else:  # this process has no more rows: a dummy forward keeps the collectives in step
+                self._score_continuations([0], prompt_ids, prompt_mask, [[self._ispo_tokenizer.pad_token_id]])
+        if not rows:
+            empty = torch.zeros((0, 1), device=device)
+            return empty, empty.bool()
+        width = max(c.size(1) for c in chunks)
+        logps = torch.cat([torch.nn.functional.pad(c, (0, width - c.size(1))) for c in chunks])
+        return _take_ranges(logps, answer_ranges)
+
+    def _score_continuations(self, rows, prompt_ids, prompt_mask, continuations) -> torch.Tensor:
+        """``(R, C)`` log-probs of right-padded continuations after the (left-padded) prompts of ``rows``."""
         device = prompt_ids.device
         width = max(len(c) for c in continuations)
         cont = torch.full((len(rows), width), self._ispo_tokenizer.pad_token_id, dtype=prompt_ids.dtype, device=device)
@@ -385,30 +411,35 @@ class ISPOTrainer(GRPOTrainer):
         input_ids = torch.cat([prompt_ids[index], cont], dim=1)
         attention_mask = torch.cat([prompt_mask[index], cont_mask], dim=1)
         with self._inference_context():
-            logps, _, _ = self._get_per_token_logps_and_entropies(self.model, input_ids, attention_mask, width, batch_size)
-        return _take_ranges(logps, answer_ranges)
+            logps, _, _ = self._get_per_token_logps_and_entropies(self.model, input_ids, attention_mask, width, len(rows))
+        return logps
 
     def _conditional_ifd(self, output, inputs, spans: list[AnswerTokens | None], old_logps, batch_size) -> torch.Tensor:
         """S_i for the local rollouts (spec s1); 0 where a rollout has no answer."""
         device = old_logps.device
         ifd = torch.zeros(len(spans), device=device)
-        rows = [i for i, span in enumerate(spans) if span is not None]
-        if not rows or self.args.lambda_ifd == 0 and not self.args.ispo_diagnostics:
+        if self.args.lambda_ifd == 0 and not self.args.ispo_diagnostics:
             return ifd
+        rows = [i for i, span in enumerate(spans) if span is not None]
         completion_ids = output["completion_ids"].tolist()
         prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
         if self.args.ifd_answer == "sampled":
             # with thinking: the rollout's own answer-token log-probs; without: prompt + marker + answer
-            with_logps, answer_mask = _take_ranges(old_logps, [(spans[r].answer_start, spans[r].answer_end) for r in rows], rows)
             continuations = [completion_ids[r][spans[r].marker_start : spans[r].answer_end] for r in rows]
-            answer_ranges = [(spans[r].answer_start - spans[r].marker_start, spans[r].answer_end - spans[r].marker_start) for r in rows]
-            without_logps, _ = self._answer_logps(rows, prompt_ids, prompt_mask, continuations, answer_ranges, batch_size)
+            answer_ranges = [
+                (spans[r].answer_start - spans[r].marker_start, spans[r].answer_end - spans[r].marker_start) for r in rows
+            ]
+            without_logps, answer_mask = self._answer_logps(
+                rows, prompt_ids, prompt_mask, continuations, answer_ranges, batch_size
+            )
+            if rows:
+                with_logps, _ = _take_ranges(old_logps, [(spans[r].answer_start, spans[r].answer_end) for r in rows], rows)
         else:
             rows, with_logps, without_logps, answer_mask = self._reference_answer_logps(
                 rows, spans, completion_ids, inputs, prompt_ids, prompt_mask, batch_size
             )
-            if not rows:
-                return ifd
+        if not rows:
+            return ifd
         self._check_finite("answer log-probs", with_logps, answer_mask)
         self._check_finite("counterfactual answer log-probs", without_logps, answer_mask)
         ifd[torch.tensor(rows, device=device)] = conditional_ifd(with_logps.float(), without_logps.float(), answer_mask)
@@ -424,15 +455,19 @@ class ISPOTrainer(GRPOTrainer):
         with_cont = [completion_ids[r][: spans[r].marker_start] + marker + golds[r] for r in rows]
         with_ranges = [(len(c) - len(golds[r]), len(c)) for c, r in zip(with_cont, rows, strict=True)]
         with_logps, answer_mask = self._answer_logps(rows, prompt_ids, prompt_mask, with_cont, with_ranges, batch_size)
-        # one counterfactual per prompt: consecutive rows with the same prompt and gold share it
+        # one counterfactual per prompt: rows with the same prompt and gold share it
         first_of: dict[int, int] = {}
         for r in rows:
-            previous = next((p for p in first_of.values() if torch.equal(prompt_ids[p], prompt_ids[r]) and golds[p] == golds[r]), None)
+            previous = next(
+                (p for p in first_of.values() if torch.equal(prompt_ids[p], prompt_ids[r]) and golds[p] == golds[r]), None
+            )
             first_of[r] = r if previous is None else previous
         unique = sorted(set(first_of.values()))
         without_cont = [marker + golds[r] for r in unique]
         without_ranges = [(len(marker), len(marker) + len(golds[r])) for r in unique]
         unique_logps, _ = self._answer_logps(unique, prompt_ids, prompt_mask, without_cont, without_ranges, batch_size)
+        if not rows:
+            return rows, with_logps, with_logps, answer_mask
         position = {r: i for i, r in enumerate(unique)}
         without_logps = unique_logps[torch.tensor([position[first_of[r]] for r in rows], device=unique_logps.device)]
         return rows, with_logps, without_logps, answer_mask
