@@ -82,3 +82,61 @@ def test_vllm_is_imported_only_when_chosen():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in ("clear error", "vllm present")
+
+
+def test_out_of_memory_halves_the_batch(backend, prompts, monkeypatch):
+    sizes = []
+    generate = backend._generate
+
+    def fragile(batch, *args):
+        sizes.append(len(batch))
+        if len(batch) > 1:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return generate(batch, *args)
+
+    monkeypatch.setattr(backend, "_generate", fragile)
+    generations = backend.generate(prompts, temperature=0.0, max_new_tokens=2, seeds=[0, 1, 2])
+    assert len(generations) == 3 and sizes == [3, 1, 2, 1, 1]
+
+
+def test_vllm_adapter_against_a_stand_in_module(monkeypatch, tokenizer):
+    """The adapter's use of vLLM's API (per-request seeds, sampled-token log-probs), without vLLM."""
+    import types
+
+    calls = {}
+
+    class Logprob:
+        def __init__(self, logprob):
+            self.logprob = logprob
+
+    class LLM:
+        def __init__(self, **kwargs):
+            calls["init"] = kwargs
+
+        def get_tokenizer(self):
+            return tokenizer
+
+        def generate(self, requests, params, use_tqdm=False):
+            calls["generate"] = (requests, params)
+            sample = types.SimpleNamespace(
+                token_ids=[7, 8], text="ab", finish_reason="length",
+                logprobs=[{7: Logprob(-0.5), 9: Logprob(-2.0)}, {8: Logprob(-0.25)}],
+            )
+            return [types.SimpleNamespace(outputs=[sample]) for _ in requests]
+
+    class SamplingParams:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    from ispo.eval.backends import VLLMBackend
+
+    backend = VLLMBackend("org/model", seed=3, tensor_parallel_size=2)
+    assert calls["init"]["model"] == "org/model" and calls["init"]["tensor_parallel_size"] == 2
+    generations = backend.generate([[1, 2], [3]], temperature=0.6, top_p=0.95, max_new_tokens=5, seeds=[11, 12])
+    requests, params = calls["generate"]
+    assert requests == [{"prompt_token_ids": [1, 2]}, {"prompt_token_ids": [3]}]
+    assert [p.kwargs["seed"] for p in params] == [11, 12]
+    assert params[0].kwargs["logprobs"] == 0 and params[0].kwargs["max_tokens"] == 5
+    assert tokenizer.eos_token_id in params[0].kwargs["stop_token_ids"]
+    assert generations[0].token_logprobs == [-0.5, -0.25] and generations[0].finish_reason == "length"
