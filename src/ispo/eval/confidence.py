@@ -1,9 +1,9 @@
-"""Answer confidence of a sampled completion: the model's probability on its own answer tokens.
+"""Answer confidence of sampled completions: the model's probability on its own answer tokens.
 
 Hallucinated Certainty (spec section 4) shows at evaluation time as a high answer confidence on
-incorrect samples. The answer span is the one ``ispo.verify`` grades (its ``find_answer_span``:
-the last complete ``\\boxed{...}`` or ``<answer>...</answer>``), located in the decoded text and
-mapped back to completion tokens.
+incorrect samples. The answer tokens are located exactly as the trainer locates the answer span a_i
+(``ispo.trainer.spans.locate_answer_tokens``, on top of ``ispo.verify.find_answer_span``), so the
+number read here and the one logged in training describe the same tokens.
 """
 
 from __future__ import annotations
@@ -11,45 +11,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ispo.verify import find_answer_span
 
-
-def char_span_to_token_span(tokenizer, token_ids: Sequence[int], char_span: tuple[int, int]) -> tuple[int, int]:
-    """Map a ``[start, end)`` span of ``decode(token_ids)`` to the ``[first, last + 1)`` tokens covering it.
-
-    Binary search on decoded prefix lengths (O(log T) decodes), which needs no offset mapping and
-    so works for any tokenizer, including byte-level BPE whose tokens split characters.
-    """
-    start, end = char_span
-
-    def first_prefix_longer_than(position: int) -> int:
-        low, high = 0, len(token_ids)
-        while low < high:
-            middle = (low + high) // 2
-            if len(tokenizer.decode(token_ids[:middle], skip_special_tokens=True)) > position:
-                high = middle
-            else:
-                low = middle + 1
-        return low
-
-    first = max(first_prefix_longer_than(start) - 1, 0)
-    last = max(first_prefix_longer_than(end - 1), first + 1)
-    return first, min(last, len(token_ids))
-
-
-def answer_confidence(
+def answer_confidences(
     tokenizer,
-    token_ids: Sequence[int],
-    token_logprobs: Sequence[float],
+    completion_ids: Sequence[Sequence[int]],
+    token_logprobs: Sequence[Sequence[float]],
     answer_format: str = "boxed",
-) -> tuple[float, float] | None:
-    """``(mean log-prob, mean probability)`` of the answer-span tokens, or None without an answer."""
-    text = tokenizer.decode(token_ids, skip_special_tokens=True)
-    span = find_answer_span(text, answer_format)
-    if span is None:
-        return None
-    first, last = char_span_to_token_span(tokenizer, token_ids, (span[1], span[2]))
-    span = token_logprobs[first:last]
-    if not span:
-        return None
-    return sum(span) / len(span), sum(math.exp(lp) for lp in span) / len(span)
+) -> list[tuple[float, float] | None]:
+    """Per completion, ``(mean log-prob, mean probability)`` of its answer tokens, or None without an answer.
+
+    Args:
+        completion_ids: B rows of generated token ids (unpadded, ``(T_b,)`` each).
+        token_logprobs: B rows of the sampled tokens' log-probs, aligned with ``completion_ids``.
+    """
+    from ispo.trainer.spans import locate_answer_tokens  # TRL comes with it: import only when scoring
+
+    spans = locate_answer_tokens(tokenizer, completion_ids, answer_format)
+    confidences: list[tuple[float, float] | None] = []
+    for span, logprobs in zip(spans, token_logprobs):
+        answer = list(logprobs[span.answer_start : span.answer_end]) if span is not None else []
+        if not answer:
+            confidences.append(None)
+            continue
+        confidences.append((sum(answer) / len(answer), sum(math.exp(lp) for lp in answer) / len(answer)))
+    return confidences

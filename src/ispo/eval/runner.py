@@ -23,7 +23,7 @@ from typing import Literal
 
 from ispo.eval.backends import Backend, Generation
 from ispo.eval.benchmarks import PAPER_BENCHMARKS, Problem, load_benchmark
-from ispo.eval.confidence import answer_confidence
+from ispo.eval.confidence import answer_confidences
 from ispo.eval.prompts import encode_prompt, resolve_template
 from ispo.eval.records import RecordStore
 from ispo.eval.summary import markdown_report, summarize
@@ -259,16 +259,18 @@ def _generate_benchmark(config, backend, store, name, items, *, total) -> None:
                 answer_format=config.answer_format,
                 timeout=config.verify_timeout,
             )
+            confidences = answer_confidences(
+                tokenizer, [g.token_ids for g in generations], [g.token_logprobs for g in generations], config.answer_format
+            )
             store.append(
-                _record(config, tokenizer, name, problem, index, generation, correct)
-                for (problem, index), generation, correct in zip(batch, generations, outcomes)
+                _record(config, name, problem, index, generation, correct, confidence)
+                for (problem, index), generation, correct, confidence in zip(batch, generations, outcomes, confidences)
             )
             progress.update(len(batch))
 
 
-def _record(config, tokenizer, benchmark: str, problem: Problem, index: int, generation: Generation, correct) -> dict:
+def _record(config, benchmark: str, problem: Problem, index: int, generation: Generation, correct, confidence) -> dict:
     logprobs = generation.token_logprobs
-    confidence = answer_confidence(tokenizer, generation.token_ids, logprobs, config.answer_format) if logprobs else None
     return {
         "benchmark": benchmark,
         "problem_id": problem.id,
