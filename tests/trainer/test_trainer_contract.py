@@ -98,6 +98,28 @@ def test_loss_and_gradient_equal_hand_computed_surrogate(tiny_model_path, datase
     assert any(g.abs().sum() > 0 for g in grads.values())
 
 
+def test_pi_old_statistics_recorded_while_generating_match_a_forward(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    """On-policy without vLLM, TRL computes no old log-probs: ISPO reads them off generation, no extra forward."""
+    from ispo import ISPOConfig, ISPOTrainer
+
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", temperature=0.7))
+    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
+    batch = _one_batch(trainer, dataset)
+    assert "old_per_token_logps" not in batch
+    metrics = trainer._metrics["train"]
+    assert metrics["ispo/pi_old_from_generation"] == [1.0] and "time/ispo_old_logps" not in metrics
+    last = trainer._ispo_last
+    input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    with torch.no_grad():
+        logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, input_ids, attention_mask, batch["completion_ids"].size(1), compute_entropy=True
+        )
+    valid = last["valid"]
+    torch.testing.assert_close(last["old_logps"][valid], logps[valid], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(last["entropies"][valid], entropies[valid], rtol=1e-4, atol=1e-4)
+
+
 def test_grad_accumulation_and_num_iterations(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
     """generation batch 8 = 2 micro-batches of 4, each reused twice: advantages stay (4,), old log-probs present."""
     from ispo import ISPOConfig, ISPOTrainer

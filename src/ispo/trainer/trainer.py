@@ -47,6 +47,7 @@ from ispo.core import (
 )
 from ispo.rewards import math_accuracy_reward
 from ispo.trainer.config import ISPOConfig
+from ispo.trainer.generation_stats import GenerationRecorder
 from ispo.trainer.metrics import MetricsWriter
 from ispo.trainer.spans import AnswerTokens, locate_answer_tokens
 
@@ -106,6 +107,7 @@ class ISPOTrainer(GRPOTrainer):
         super().__init__(model, reward_funcs, args, train_dataset, eval_dataset, **kwargs)
 
         self._ispo_capture: list | None = None
+        self._ispo_recorder: GenerationRecorder | None = None
         self._ispo_rewards_per_func: torch.Tensor | None = None
         self._ispo_ref_model = None
         self._ispo_tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
@@ -175,9 +177,32 @@ class ISPOTrainer(GRPOTrainer):
         capture.append(result)
         return result
 
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        args = self.args
+        record = (
+            (args.ispo_enabled or args.ispo_diagnostics)
+            and not self.use_vllm
+            and not args.use_transformers_continuous_batching
+            and not self.tools
+            and images is None
+        )
+        handle = None
+        if record:
+            model = self.accelerator.unwrap_model(self.model)
+            if is_peft_model(model):
+                model = model.get_base_model()
+            self._ispo_recorder = GenerationRecorder(self.temperature)
+            handle = model.register_forward_hook(self._ispo_recorder.hook, with_kwargs=True)
+        try:
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+        finally:
+            if handle is not None:
+                handle.remove()
+
     def _generate_and_score_completions(self, inputs):
         self._ispo_capture = []
         self._ispo_rewards_per_func = None
+        self._ispo_recorder = None
         try:
             output = super()._generate_and_score_completions(inputs)
             captured = self._ispo_capture
@@ -247,8 +272,15 @@ class ISPOTrainer(GRPOTrainer):
         timings = {}
 
         # pi_old log-probs and entropies: TRL's when it computed them (entropies captured from that forward)
+        # or, when TRL computed none, recorded while generating; a forward only when neither is available
         old_logps = output.get("old_per_token_logps")
         entropies = next((ent for logps, ent, _ in captured if old_logps is not None and logps is old_logps), None)
+        if entropies is None and old_logps is None and self._ispo_recorder is not None:
+            recorded = self._ispo_recorder.result(completion_ids, completion_mask)
+            if recorded is not None:
+                old_logps, entropies = recorded
+            self._ispo_recorder = None
+        metrics["ispo/pi_old_from_generation"].append(float(entropies is not None and "old_per_token_logps" not in output))
         if entropies is None:
             tick = time.perf_counter()
             with self._inference_context():
@@ -309,6 +341,7 @@ class ISPOTrainer(GRPOTrainer):
         self._ispo_last = {
             "outcome": outcome, "ifd": ifd_g, "token_reward": token_reward, "composite": composite,
             "advantages": composite_advantages, "critical": critical, "trl_advantages_local": trl_advantages,
+            "old_logps": logps_g, "entropies": entropies_g, "valid": valid_g,
         }
 
         incorrect = scorable & ~correct
