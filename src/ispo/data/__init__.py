@@ -1,0 +1,1 @@
+"""Datasets: the seeded synthetic arithmetic task of the offline demo (``ispo.data.synthetic``)."""

@@ -1,0 +1,121 @@
+"""The synthetic arithmetic task: determinism, disjoint splits, correct answers and solutions."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from ispo.data import synthetic
+from ispo.data.synthetic import DIFFICULTIES, generate_mixture, generate_problems, solution_text
+
+STEP = re.compile(r"^(-?\d+)([+-]\d+)=(-?\d+)$")
+
+
+def parse_solution(text):
+    """(steps as (left, operand, right), boxed value) of a solution."""
+    *lines, last = text.split("\n")
+    steps = []
+    for line in lines:
+        match = STEP.match(line)
+        assert match, line
+        steps.append(tuple(int(g) for g in match.groups()))
+    boxed = re.fullmatch(r"\\boxed\{(-?\d+)\}", last)
+    assert boxed, last
+    return steps, int(boxed.group(1))
+
+
+@pytest.mark.parametrize("difficulty", list(DIFFICULTIES))
+def test_deterministic_and_seed_dependent(difficulty):
+    a = generate_problems(50, difficulty, seed=3)
+    assert a == generate_problems(50, difficulty, seed=3)
+    assert a != generate_problems(50, difficulty, seed=4)
+    assert len({p.expression for p in a}) == 50
+
+
+def test_splits_are_disjoint_whatever_the_seeds():
+    for difficulty in DIFFICULTIES:
+        train = {p.expression for seed in (0, 1) for p in generate_problems(1000, difficulty, split="train", seed=seed)}
+        heldout = {p.expression for p in generate_problems(150, difficulty, split="heldout", seed=7)}
+        assert not train & heldout
+        assert all(synthetic.split_of(e) == "heldout" for e in heldout)
+
+
+@pytest.mark.parametrize("difficulty", list(DIFFICULTIES))
+def test_correct_solutions_compute_the_answer(difficulty):
+    spec = DIFFICULTIES[difficulty]
+    for problem in generate_problems(200, difficulty, seed=0):
+        assert spec.num_steps[0] <= len(problem.operands) <= spec.num_steps[1]
+        assert problem.answer == eval(problem.expression)  # the prompt's expression, evaluated by Python
+        assert problem.prompt == f"Q: {problem.expression}\n"
+        steps, boxed = parse_solution(solution_text(problem))
+        assert boxed == problem.answer
+        value = problem.start
+        for (left, operand, right), expected_operand in zip(steps, problem.operands):
+            assert (left, operand) == (value, expected_operand)
+            assert right == left + operand
+            assert 0 <= right <= spec.max_value
+            value = right
+
+
+def test_difficulty_grows():
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    steps = {d: mean([len(p.operands) for p in generate_problems(200, d)]) for d in DIFFICULTIES}
+    operands = {d: mean([abs(o) for p in generate_problems(200, d) for o in p.operands]) for d in DIFFICULTIES}
+    assert steps["easy"] < steps["medium"] < steps["hard"]
+    assert operands["easy"] <= operands["medium"] < operands["hard"]
+
+
+def test_imperfect_solutions_err_at_the_rate_and_propagate():
+    rng = random.Random(0)
+    problems = generate_problems(500, "hard", seed=0)
+    wrong_steps = total_steps = wrong_answers = 0
+    for problem in problems:
+        steps, boxed = parse_solution(solution_text(problem, error_rate=0.2, rng=rng))
+        value = problem.start
+        for (left, operand, right), expected_operand in zip(steps, problem.operands):
+            assert left == value and operand == expected_operand  # later steps carry the wrong value on
+            wrong_steps += right != left + operand
+            total_steps += 1
+            value = right
+        assert boxed == value
+        wrong_answers += boxed != problem.answer
+    assert 0.17 < wrong_steps / total_steps < 0.23
+    assert wrong_answers > 0.7 * len(problems)  # 7-8 steps at 20% each: most hard answers are wrong
+    with pytest.raises(ValueError):
+        solution_text(problems[0], error_rate=0.2)  # no rng
+
+
+def test_mixture_interleaves_levels_and_records():
+    mixed = generate_mixture(4, split="heldout")
+    assert [p.difficulty for p in mixed[:3]] == ["easy", "medium", "hard"]
+    assert len(mixed) == 12
+    rows = synthetic.to_records(mixed)
+    assert set(rows[0]) == {"prompt", "answer", "difficulty"}
+    assert rows[0]["answer"] == str(mixed[0].answer)
+
+
+def test_characters_cover_the_task():
+    problem = generate_problems(1, "hard")[0]
+    text = problem.prompt + solution_text(problem, error_rate=0.5, rng=random.Random(1))
+    assert set(text) <= set(synthetic.CHARACTERS)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="difficulty"):
+        generate_problems(1, "impossible")
+    with pytest.raises(ValueError, match="split"):
+        generate_problems(1, "easy", split="test")
+    with pytest.raises(ValueError, match="distinct"):
+        generate_problems(5000, "easy", split="heldout")
+
+
+def test_solutions_grade_with_ispo_verify():
+    verify = pytest.importorskip("ispo.verify")
+    problems = generate_problems(5, "medium")
+    golds = [str(p.answer) for p in problems]
+    assert all(verify.verify_batch(golds, [solution_text(p) for p in problems]))
+    assert not any(verify.verify_batch(golds, [f"\\boxed{{{p.answer + 1}}}" for p in problems]))
