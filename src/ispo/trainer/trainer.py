@@ -19,7 +19,6 @@ rollout; the counterfactual runs once per prompt. Rollouts without an answer get
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import time
@@ -56,12 +55,12 @@ ANSWER_MARKERS: dict[str, str] = {"boxed": "\\boxed{", "answer_tag": "<answer>"}
 
 def check_dataset_rows(dataset, name: str, required: Sequence[str]) -> None:
     """Raise ``ValueError`` naming the first row of ``dataset`` that lacks a required column value."""
-    if dataset is None or not hasattr(dataset, "column_names") or not hasattr(dataset, "__len__"):
-        return  # iterable datasets are checked row by row by TRL when they are read
-    if isinstance(dataset, dict):
+    if isinstance(dataset, dict):  # DatasetDict, or TRL's dict of named eval datasets
         for split, part in dataset.items():
             check_dataset_rows(part, f"{name}[{split!r}]", required)
         return
+    if dataset is None or not hasattr(dataset, "column_names") or not hasattr(dataset, "__len__"):
+        return  # iterable datasets are not scanned up front
     for column in required:
         if column not in dataset.column_names:
             raise ValueError(
@@ -83,7 +82,15 @@ class ISPOTrainer(GRPOTrainer):
     _tag_names = ["trl", "grpo", "ispo"]
     _name = "ISPO"
 
-    def __init__(self, model, reward_funcs=None, args: ISPOConfig | None = None, train_dataset=None, eval_dataset=None, **kwargs):
+    def __init__(
+        self,
+        model,
+        reward_funcs=None,
+        args: ISPOConfig | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        **kwargs,
+    ):
         if args is None:
             raise ValueError("ISPOTrainer needs args=ISPOConfig(...)")
         if not isinstance(args, ISPOConfig):
@@ -165,7 +172,9 @@ class ISPOTrainer(GRPOTrainer):
         self._ispo_rewards_per_func = rewards_per_func  # (N_global, n_funcs), NaN where a function returned None
         return rewards_per_func
 
-    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kwargs):
+    def _get_per_token_logps_and_entropies(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kwargs
+    ):
         capture = self._ispo_capture
         if capture is None or model is not self.model or torch.is_grad_enabled():
             return super()._get_per_token_logps_and_entropies(
@@ -194,7 +203,9 @@ class ISPOTrainer(GRPOTrainer):
             self._ispo_recorder = GenerationRecorder(self.temperature)
             handle = model.register_forward_hook(self._ispo_recorder.hook, with_kwargs=True)
         try:
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
         finally:
             if handle is not None:
                 handle.remove()
@@ -280,7 +291,8 @@ class ISPOTrainer(GRPOTrainer):
             if recorded is not None:
                 old_logps, entropies = recorded
             self._ispo_recorder = None
-        metrics["ispo/pi_old_from_generation"].append(float(entropies is not None and "old_per_token_logps" not in output))
+        from_generation = entropies is not None and "old_per_token_logps" not in output
+        metrics["ispo/pi_old_from_generation"].append(float(from_generation))
         if entropies is None:
             tick = time.perf_counter()
             with self._inference_context():
@@ -318,7 +330,8 @@ class ISPOTrainer(GRPOTrainer):
 
         norm_entropy = normalized_entropy(entropies_g, self._vocab_size)
         critical = critical_token_mask(
-            entropies_g, valid_g, drift_g, rho_h=args.rho_h, rho_d=args.rho_d, delta_min=args.delta_min, mode=args.critical
+            entropies_g, valid_g, drift_g,
+            rho_h=args.rho_h, rho_d=args.rho_d, delta_min=args.delta_min, mode=args.critical,
         )
         token_reward = token_directional_reward(logps_g, norm_entropy, critical, correct, tau=args.tau, eta=args.eta)
         composite = composite_reward(
@@ -444,7 +457,9 @@ class ISPOTrainer(GRPOTrainer):
         input_ids = torch.cat([prompt_ids[index], cont], dim=1)
         attention_mask = torch.cat([prompt_mask[index], cont_mask], dim=1)
         with self._inference_context():
-            logps, _, _ = self._get_per_token_logps_and_entropies(self.model, input_ids, attention_mask, width, len(rows))
+            logps, _, _ = self._get_per_token_logps_and_entropies(
+                self.model, input_ids, attention_mask, width, len(rows)
+            )
         return logps
 
     def _conditional_ifd(self, output, inputs, spans: list[AnswerTokens | None], old_logps, batch_size) -> torch.Tensor:
@@ -460,13 +475,15 @@ class ISPOTrainer(GRPOTrainer):
             # with thinking: the rollout's own answer-token log-probs; without: prompt + marker + answer
             continuations = [completion_ids[r][spans[r].marker_start : spans[r].answer_end] for r in rows]
             answer_ranges = [
-                (spans[r].answer_start - spans[r].marker_start, spans[r].answer_end - spans[r].marker_start) for r in rows
+                (spans[r].answer_start - spans[r].marker_start, spans[r].answer_end - spans[r].marker_start)
+                for r in rows
             ]
             without_logps, answer_mask = self._answer_logps(
                 rows, prompt_ids, prompt_mask, continuations, answer_ranges, batch_size
             )
             if rows:
-                with_logps, _ = _take_ranges(old_logps, [(spans[r].answer_start, spans[r].answer_end) for r in rows], rows)
+                own_ranges = [(spans[r].answer_start, spans[r].answer_end) for r in rows]
+                with_logps, _ = _take_ranges(old_logps, own_ranges, rows)
         else:
             rows, with_logps, without_logps, answer_mask = self._reference_answer_logps(
                 rows, spans, completion_ids, inputs, prompt_ids, prompt_mask, batch_size
@@ -491,9 +508,8 @@ class ISPOTrainer(GRPOTrainer):
         # one counterfactual per prompt: rows with the same prompt and gold share it
         first_of: dict[int, int] = {}
         for r in rows:
-            previous = next(
-                (p for p in first_of.values() if torch.equal(prompt_ids[p], prompt_ids[r]) and golds[p] == golds[r]), None
-            )
+            same = (p for p in first_of.values() if golds[p] == golds[r] and torch.equal(prompt_ids[p], prompt_ids[r]))
+            previous = next(same, None)
             first_of[r] = r if previous is None else previous
         unique = sorted(set(first_of.values()))
         without_cont = [marker + golds[r] for r in unique]
