@@ -197,3 +197,42 @@ def test_missing_answer_fails_at_start_with_row_index(tiny_model_path, tmp_path,
         from trl import GRPOConfig
 
         ISPOTrainer(tiny_model_path, args=GRPOConfig(**config_kwargs(tmp_path)), train_dataset=Dataset.from_list(rows))
+
+
+def test_peft_reference_is_the_adapter_disabled_base(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    peft = pytest.importorskip("peft")
+    from ispo import ISPOConfig, ISPOTrainer
+
+    args = ISPOConfig(**config_kwargs(tmp_path, max_steps=2, learning_rate=5e-2))
+    lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset,
+                          peft_config=lora)
+    assert trainer._drift_source == "adapter" and trainer._ispo_ref_model is None
+    trainer.train()
+    records = [entry for entry in trainer.state.log_history if "drift/enabled" in entry]
+    assert records[0]["drift/mean"] < 1e-5  # a fresh adapter is the identity: policy == reference
+    assert records[-1]["drift/enabled"] == 1.0 and records[-1]["drift/mean"] > 0
+
+
+def test_evaluation_logs_the_diagnostics(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    from ispo import ISPOConfig, ISPOTrainer
+
+    args = ISPOConfig(**config_kwargs(tmp_path, max_steps=1, eval_strategy="steps", eval_steps=1,
+                                      per_device_eval_batch_size=4, critical="entropy"))
+    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset,
+                          eval_dataset=dataset.select(range(2)))
+    trainer.train()
+    evaluation = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    assert evaluation and "eval_zero_adv_rate/composite" in evaluation[-1] and "eval_critical/frac" in evaluation[-1]
+
+
+def test_grpo_without_diagnostics_runs_no_extra_pass(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    from ispo import ISPOConfig, ISPOTrainer
+
+    args = ISPOConfig(**config_kwargs(tmp_path, max_steps=1, lambda_ifd=0.0, lambda_tok=0.0, ispo_diagnostics=False))
+    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
+    assert trainer._ispo_ref_model is None
+    trainer.train()
+    (record,) = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert "zero_adv_rate/outcome" in record and "no_answer_rate" in record
+    assert not any(key.startswith(("time/ispo", "hc/", "critical/")) for key in record)
