@@ -105,7 +105,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of the vectorised path")
     parser.add_argument("--loop-repeats", type=int, default=1, help="timed runs of the plain loop")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     x = make_inputs(args.batch, args.length, args.answer_length, args.vocab_size, args.seed)
     print(f"B={args.batch} T={args.length} answer_len<={args.answer_length} G={args.num_generations} "

@@ -18,7 +18,8 @@ def top_fraction_mask(values: torch.Tensor, valid: torch.Tensor, fraction: float
 
     The threshold is the k-th largest valid value with k = ceil(fraction * n_valid); every valid entry
     at or above it is kept, so ties at the threshold may keep slightly more than the fraction.
-    ``kthvalue`` is used rather than ``torch.quantile``, which refuses inputs above 16M elements.
+    Selection uses ``topk`` rather than ``torch.quantile``, which sorts and refuses inputs above 16M
+    elements.
 
     Shapes: values, valid ``(B, T)`` -> ``(B, T)`` bool.
     """
@@ -31,10 +32,18 @@ def top_fraction_mask(values: torch.Tensor, valid: torch.Tensor, fraction: float
     # Padded entries become -inf, below every valid value, so the k-th largest of the whole tensor is
     # the k-th largest valid value; this avoids gathering the valid entries into a new tensor.
     flat = values.masked_fill(~valid, -float("inf")).reshape(-1)
-    threshold = torch.kthvalue(flat, flat.numel() - k + 1).values  # k-th largest
+    threshold = _kth_largest(flat, k)
     # Valid values are finite (checked by the caller), so the threshold is finite and no padded -inf
     # entry can reach it.
     return (flat >= threshold).view(valid.shape)
+
+
+def _kth_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-th largest entry of a 1-D tensor (1 <= k <= numel), selecting the smaller side with topk."""
+    from_the_bottom = flat.numel() - k + 1  # the k-th largest is the (n - k + 1)-th smallest
+    if k <= from_the_bottom:
+        return torch.topk(flat, k, sorted=False).values.min()
+    return -torch.topk(-flat, from_the_bottom, sorted=False).values.min()
 
 
 def critical_token_mask(
