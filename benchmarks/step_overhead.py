@@ -6,7 +6,9 @@ The tiny model is first taught, by a short supervised warm-up, to end with ``\\b
 rollouts carry answers and every ISPO pass runs (pi_old log-probs and entropies, pi_ref log-probs
 for the drift filter, the counterfactual forward). GRPO (``GRPOTrainer``) and ISPO (``ISPOTrainer``,
 spec defaults) then train alternately, ``--steps`` optimizer steps each per round, so that machine
-load affects both alike. Step time is TRL's ``step_time`` (generation + scoring + loss + backward).
+load affects both alike. The learning rate is 0 by default: the full step runs (loss, backward,
+optimizer) but the policy stays put, so both trainers sample identical rollouts (ISPO draws no
+random numbers) and the step times differ by ISPO's extra work alone. Step time is TRL's ``step_time`` (generation + scoring + loss + backward).
 Prints the median ISPO/GRPO step-time ratio and the median time of each extra ISPO pass.
 """
 
@@ -56,7 +58,7 @@ def run(kind: str, model_path: str, dataset, output_dir: str, args) -> list[dict
 
     common = dict(
         output_dir=output_dir, use_cpu=True, bf16=False, seed=args.seed, report_to=[], save_strategy="no",
-        disable_tqdm=True, logging_steps=1, max_steps=args.steps, learning_rate=1e-4, num_generations=4,
+        disable_tqdm=True, logging_steps=1, max_steps=args.steps, learning_rate=args.learning_rate, num_generations=4,
         per_device_train_batch_size=args.batch_size, max_completion_length=args.max_completion_length,
         beta=args.beta,
     )
@@ -75,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per trainer per round")
     parser.add_argument("--batch-size", type=int, default=16, help="rollouts per step (groups of 4)")
     parser.add_argument("--max-completion-length", type=int, default=96)
-    parser.add_argument("--warmup-steps", type=int, default=400, help="supervised warm-up steps of the tiny model")
+    parser.add_argument("--warmup-steps", type=int, default=800, help="supervised warm-up steps of the tiny model")
     parser.add_argument("--beta", type=float, default=0.0, help="KL weight (beta > 0: TRL's reference is shared)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=0.0,
+                        help="0 (default): both trainers sample the very same rollouts, so only the extra work differs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier timings)")
     args = parser.parse_args(argv)
 
@@ -112,9 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         if values:
             print(f"  {key:28s} median {statistics.median(values) * 1000:8.1f} ms ({statistics.median(values) / grpo:.1%} of a GRPO step)")
     answered = [1 - e["no_answer_rate"] for e in steady["ispo"]]
-    lengths = [e["completions/mean_length"] for e in steady["grpo"] + steady["ispo"]]
+    lengths = {kind: statistics.mean(e["completions/mean_length"] for e in entries) for kind, entries in steady.items()}
     print(f"  rollouts with an answer: {statistics.mean(answered):.0%}; mean completion length "
-          f"{statistics.mean(lengths):.0f} tokens")
+          f"{lengths['grpo']:.1f} (GRPO) / {lengths['ispo']:.1f} (ISPO) tokens")
+    totals = [e["time/ispo_total"] for e in steady["ispo"] if e.get("time/ispo_total") is not None]
+    if totals:  # steadier than the ratio of step times on a shared machine
+        print(f"ISPO passes' own time / GRPO step: {1 + statistics.median(totals) / grpo:.3f}")
     print(f"median ISPO/GRPO step-time ratio: {ispo / grpo:.3f}")
     return 0
 
