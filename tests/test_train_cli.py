@@ -78,3 +78,15 @@ def test_train_tiny_cpu_two_steps(tmp_path):
                 "no_answer_rate", "completion_length", "entropy/pi_old", "wall_time"):
         assert key in records[-1]
     assert (out / "tiny_model" / "config.json").exists() and (out / "model.safetensors").exists()
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
+    from ispo.cli import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "1+1", "answer": "2"}\n{"problem": "2+2", "answer": null}\n')
+    assert main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--kappa", "0"]) == 2
+    assert "ISPOConfig.kappa" in capsys.readouterr().err
+    assert main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--dataset", str(bad),
+                 "--output_dir", str(tmp_path / "out")]) == 2
+    assert "dataset row 1" in capsys.readouterr().err

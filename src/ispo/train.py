@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,11 @@ def main(recipe: RecipeArgs, config) -> int:
 
     from ispo.trainer import ISPOTrainer
 
-    examples = build_examples(recipe, load_rows(recipe, config.seed))
+    try:
+        examples = build_examples(recipe, load_rows(recipe, config.seed))
+    except (ValueError, FileNotFoundError) as error:
+        print(f"ispo train: error: {error}", file=sys.stderr)
+        return 2
     model = resolve_model(recipe, config.output_dir)
     trainer = ISPOTrainer(model, args=config, train_dataset=Dataset.from_list(examples))
     resume = config.resume_from_checkpoint
@@ -190,5 +195,9 @@ def main(recipe: RecipeArgs, config) -> int:
 def run(args: argparse.Namespace) -> int:
     names = set(_fields())
     overrides = {k: v for k, v in vars(args).items() if k in names}
-    recipe, config = load_recipe(args.config, overrides)
+    try:
+        recipe, config = load_recipe(args.config, overrides)
+    except (ValueError, FileNotFoundError) as error:  # a bad recipe or flag: say which, no traceback
+        print(f"ispo train: error: {error}", file=sys.stderr)
+        return 2
     return main(recipe, config)
