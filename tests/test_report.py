@@ -122,3 +122,8 @@ def test_cli_does_not_import_torch(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "report.md").exists()
+
+
+def test_wall_time_from_elapsed(tmp_path):
+    run_dir = write_run(tmp_path / "r", with_eval=False, steps=2, extra={"elapsed_s": 50.0})
+    assert report.load_run(run_dir).wall_seconds() == 50.0

@@ -57,7 +57,7 @@ INDICES: list[tuple[str, tuple[str, ...]]] = [
     ("entropy", ("entropy",)),
 ]
 
-# per-step time keys, first found wins; summed for the wall time when run.json does not give it
+# per-step time keys, first found wins; summed for the wall time when neither run.json nor elapsed_s give it
 STEP_TIME_KEYS = ("step_time", "timing/step", "time/step", "step_seconds")
 DIFFICULTY_ORDER = ("easy", "medium", "hard", "all")
 
@@ -86,6 +86,9 @@ class Run:
     def wall_seconds(self) -> float | None:
         if isinstance(self.info.get("wall_seconds"), (int, float)):
             return float(self.info["wall_seconds"])
+        _, elapsed = self.series(("elapsed_s",))  # ISPOTrainer's time since the run started
+        if elapsed:
+            return max(elapsed)
         for key in STEP_TIME_KEYS:
             _, values = self.series((key,))
             if values:

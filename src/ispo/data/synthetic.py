@@ -50,7 +50,7 @@ class DifficultySpec:
 DIFFICULTIES: dict[str, DifficultySpec] = {
     "easy": DifficultySpec(num_steps=(2, 2), start=(1, 19), operand=(1, 9), max_value=30),
     "medium": DifficultySpec(num_steps=(4, 4), start=(10, 49), operand=(1, 9), max_value=99),
-    "hard": DifficultySpec(num_steps=(7, 8), start=(10, 99), operand=(2, 19), max_value=99),
+    "hard": DifficultySpec(num_steps=(8, 8), start=(10, 99), operand=(5, 29), max_value=99),
 }
 
 
