@@ -58,3 +58,31 @@ def test_multi_character_tokens():
     ids = [0, 1, 2, 3, 4, 5, 6]  # "so \boxed{123}."
     (span,) = locate_answer_tokens(tokenizer, [ids], "boxed")
     assert (span.marker_start, span.answer_start, span.answer_end) == (2, 3, 5)
+
+
+def test_suffix_search_agrees_with_prefix_bisection(tokenizer):
+    import random
+
+    from ispo.trainer.spans import _prefix_search, _tokens_holding_chars
+
+    rng = random.Random(0)
+    texts = ["".join(rng.choice("ab \\{}12+") for _ in range(rng.randint(1, 300))) for _ in range(20)]
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    queries = [(row, rng.randrange(len(t))) for row, t in enumerate(texts) for _ in range(3)]
+    assert _tokens_holding_chars(tokenizer, ids, texts, queries) == _prefix_search(tokenizer, ids, list(dict.fromkeys(queries)))
+
+
+def test_non_concatenative_decoding_falls_back_to_prefixes():
+    """SentencePiece-style decoders drop the leading space of a decoded piece: suffix lengths are off by one."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["▁so", "▁it", "▁is", "▁\\boxed{", "12", "}", "[UNK]"]
+    backend = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]")
+    ids = [0, 1, 2, 3, 4, 5]  # "so it is \boxed{12}"
+    assert tokenizer.decode(ids) == "so it is \\boxed{12}"
+    (span,) = locate_answer_tokens(tokenizer, [ids], "boxed")
+    assert (span.marker_start, span.answer_start, span.answer_end) == (3, 4, 5)
