@@ -70,6 +70,7 @@ def test_loss_and_gradient_equal_hand_computed_surrogate(tiny_model_path, datase
     assert advantages.shape == (args.per_device_train_batch_size,)
     assert not torch.allclose(advantages, trainer._ispo_last["trl_advantages_local"])  # ISPO's, not GRPO's
     assert torch.equal(advantages, trainer._ispo_last["advantages"])
+    assert list(trainer._logs["advantages"]) == trainer._ispo_last["advantages"].tolist()  # completions table
 
     model = trainer.model
     model.zero_grad()

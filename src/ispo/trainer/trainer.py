@@ -350,6 +350,11 @@ class ISPOTrainer(GRPOTrainer):
                 self.accelerator.process_index * local_rows, (self.accelerator.process_index + 1) * local_rows
             )
             output["advantages"] = composite_advantages[process_slice].to(output["advantages"].dtype)
+            # TRL logged its outcome advantages for the completions table; show the ones trained on
+            logged = self._logs["advantages"]
+            for _ in range(min(len(composite_advantages), len(logged))):
+                logged.pop()
+            logged.extend(composite_advantages.tolist())
         # the last batch's signals, global rows (for tests and debugging)
         self._ispo_last = {
             "outcome": outcome, "ifd": ifd_g, "token_reward": token_reward, "composite": composite,
