@@ -147,3 +147,18 @@ def test_processes_run_equal_forwards_when_only_one_has_answers(tiny_model_path,
     assert two["num_processes"] == 2
     assert two["forwards_per_process"][0] == two["forwards_per_process"][1] >= 3
     assert any(v != 0 for v in two["ifd"][:6]) and all(v == 0 for v in two["ifd"][6:])
+
+
+@pytest.mark.timeout(300)
+def test_two_process_training_runs_end_to_end(tmp_path):
+    """The whole pipeline (generation hook, gathers, counterfactuals) under DDP with two gloo workers."""
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = _launch_two() + ["-m", "ispo", "train", "--config", str(HERE.parents[1] / "recipes" / "tiny_cpu.yaml"),
+                               "--max_steps", "2", "--per_device_train_batch_size", "4", "--max_completion_length",
+                               "16", "--tiny_hidden_size", "32", "--output_dir", str(out)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-4000:]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    assert records[-1]["ispo/pi_old_from_generation"] == 1.0 and records[-1]["critical/frac"] > 0
