@@ -160,11 +160,14 @@ def resolve_model(recipe: RecipeArgs, output_dir: str) -> str:
     """The model id or path to load; 'tiny' is built (once) and saved under ``output_dir``."""
     if recipe.model != "tiny":
         return recipe.model
+    from accelerate import PartialState
+
     from ispo.models.tiny import save_tiny_model
 
     path = Path(output_dir) / "tiny_model"
-    if not (path / "config.json").exists():
-        save_tiny_model(path, hidden_size=recipe.tiny_hidden_size, num_layers=recipe.tiny_num_layers)
+    with PartialState().main_process_first():  # one writer; the other processes load what it saved
+        if not (path / "config.json").exists():
+            save_tiny_model(path, hidden_size=recipe.tiny_hidden_size, num_layers=recipe.tiny_num_layers)
     return str(path)
 
 

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -110,18 +111,31 @@ def test_non_finite_log_probs_stop_with_the_step(trainer_factory):
         trainer._score_ispo(output, inputs, captured=[(logps, torch.ones_like(logps), None)])
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _launch_two() -> list[str]:
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
     # On CPU, `--multi_gpu` is what starts N torchrun workers (gloo); `--cpu` alone starts one process.
     return [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517"]
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+
+
+def _errors(stderr: str) -> str:
+    """The stderr lines worth reading (no progress bars or deprecation warnings)."""
+    lines = [line for line in stderr.splitlines() if "Warning" not in line and "warnings.warn" not in line
+             and "it/s]" not in line and line.strip()]
+    return "\n".join(lines[-60:])
 
 
 def _run_scoring(command: list[str], model_path: str, out: Path, variant: str = "") -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run(command + [str(HERE / "two_process_rewards.py"), model_path, str(out), variant],
                             env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.returncode == 0, _errors(result.stderr)
     return json.loads(out.read_text())
 
 
@@ -158,7 +172,7 @@ def test_two_process_training_runs_end_to_end(tmp_path):
                                "--max_steps", "2", "--per_device_train_batch_size", "4", "--max_completion_length",
                                "16", "--tiny_hidden_size", "32", "--output_dir", str(out)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.returncode == 0, _errors(result.stderr)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
     assert records[-1]["ispo/pi_old_from_generation"] == 1.0 and records[-1]["critical/frac"] > 0
