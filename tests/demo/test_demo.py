@@ -21,6 +21,7 @@ def parse(argv):
 def test_cli_arguments_map_to_the_config():
     config = cli.config_from_args(parse(["--steps", "2", "--seed", "3", "--output-dir", "x", "--methods", "ISPO"]))
     assert (config.steps, config.seed, config.output_dir, config.methods) == (2, 3, "x", ("ISPO",))
+    assert not config.rebuild_warm_start and cli.config_from_args(parse(["--rebuild-warm-start"])).rebuild_warm_start
     assert config.eval.problems_per_difficulty == 20  # quick check: small evaluation
     defaults = cli.config_from_args(parse([]))
     assert defaults.eval.problems_per_difficulty == 200 and defaults.threads == 1
@@ -84,3 +85,8 @@ def test_one_character_answers_do_not_hang_span_search():
     spans = locate_answer_tokens(tokenizer, ids, "boxed")
     assert (spans[0].answer_start, spans[0].answer_end) == (13, 14)
     assert (spans[1].answer_start, spans[1].answer_end) == (7, 9)
+
+
+def test_long_runs_cycle_through_the_prompt_pool():
+    rows = rl_records(DemoConfig(steps=400, prompts_per_step=8))
+    assert len(rows) == 3200

@@ -44,6 +44,7 @@ def config_from_args(args: argparse.Namespace):
         lambda_ifd=args.lambda_ifd,
         lambda_tok=args.lambda_tok,
         threads=args.threads,
+        rebuild_warm_start=args.rebuild_warm_start,
         progress=not args.no_progress,
     )
     if args.steps < 10:
@@ -55,12 +56,8 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ispo.demo.run import run_demo
-    from ispo.demo.warmstart import warm_start
 
-    config = config_from_args(args)
     if args.steps < 1:
         raise SystemExit("ispo demo: --steps must be at least 1")
-    if args.rebuild_warm_start:
-        warm_start(config.warmstart, force=True, progress=config.progress)
-    run_demo(config)
+    run_demo(config_from_args(args))
     return 0

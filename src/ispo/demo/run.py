@@ -49,6 +49,7 @@ class DemoConfig:
     # torch CPU threads: 1 by default, so results do not depend on the machine's core count (float
     # reductions split across threads round differently) and a busy machine is not oversubscribed
     threads: int | None = 1
+    rebuild_warm_start: bool = False  # retrain the warm start even when it is cached
     progress: bool = True
 
 
@@ -58,13 +59,15 @@ def rl_records(config: DemoConfig) -> list[dict]:
 
     n_prompts = config.steps * config.prompts_per_step
     names = ("easy", "medium", "hard")
-    pools = {name: generate_problems(n_prompts, name, split="train", seed=1000 + config.seed) for name in names}
+    # distinct prompts up to a pool size the easy split can supply; longer runs cycle through the pool
+    pool_size = min(n_prompts, 2000)
+    pools = {name: generate_problems(pool_size, name, split="train", seed=1000 + config.seed) for name in names}
     rng = random.Random(f"ispo-demo-rl/{config.seed}")
     taken = {name: 0 for name in names}
     problems = []
     for _ in range(n_prompts):
         name = rng.choices(names, weights=config.difficulty_weights)[0]
-        problems.append(pools[name][taken[name]])
+        problems.append(pools[name][taken[name] % pool_size])
         taken[name] += 1
     return to_records(problems)
 
@@ -184,7 +187,7 @@ def run_demo(config: DemoConfig) -> Path:
     started = time.perf_counter()
 
     t0 = time.perf_counter()
-    model_folder = warm_start(config.warmstart, progress=config.progress)
+    model_folder = warm_start(config.warmstart, force=config.rebuild_warm_start, progress=config.progress)
     timings["warm_start"] = time.perf_counter() - t0
 
     problems = heldout_problems(config.eval.problems_per_difficulty)
