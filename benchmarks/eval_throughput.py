@@ -6,7 +6,7 @@ machine. The printed ratio is the speed-up that batching (left padding) buys her
 
     .venv/bin/python benchmarks/eval_throughput.py [--batch-size 16] [--num-prompts 16] [--model PATH]
 
-Without ``--model`` it builds the offline tiny Qwen2 model; prompts are the first MATH-500 problems
+Without ``--model`` it builds the offline tiny Qwen3 model; prompts are the first MATH-500 problems
 when ``shared/data`` is beside the repo (or ``ISPO_DATA_DIR`` is set), synthetic ones otherwise.
 """
 

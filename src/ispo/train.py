@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,17 +103,10 @@ def load_recipe(path: Path, overrides: dict[str, str] | None = None) -> tuple[Re
 
 
 def synthetic_arithmetic(size: int, seed: int = 0) -> list[dict]:
-    """Small addition and subtraction problems with one- or two-digit answers, generated offline."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(size):
-        a, b = rng.randint(0, 9), rng.randint(0, 9)
-        if rng.random() < 0.5:
-            rows.append({"problem": f"{a}+{b}", "answer": str(a + b)})
-        else:
-            a, b = max(a, b), min(a, b)
-            rows.append({"problem": f"{a}-{b}", "answer": str(a - b)})
-    return rows
+    """Easy train-split chains of ``ispo.data.synthetic`` (``7+5-3``), the demo's task, generated offline."""
+    from ispo.data.synthetic import generate_problems
+
+    return [{"problem": p.expression, "answer": str(p.answer)} for p in generate_problems(size, "easy", seed=seed)]
 
 
 def load_rows(recipe: RecipeArgs, seed: int = 0) -> list[dict]:

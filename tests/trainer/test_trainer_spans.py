@@ -86,3 +86,17 @@ def test_non_concatenative_decoding_falls_back_to_prefixes():
     assert tokenizer.decode(ids) == "so it is \\boxed{12}"
     (span,) = locate_answer_tokens(tokenizer, [ids], "boxed")
     assert (span.marker_start, span.answer_start, span.answer_end) == (3, 4, 5)
+
+
+@pytest.mark.timeout(60)
+def test_one_character_answers_do_not_hang():
+    # a one-character answer asks for the same (row, char) twice; the search once waited forever for
+    # a second distinct result
+    from ispo.data.synthetic import CHARACTERS
+    from ispo.models.tiny import build_char_tokenizer
+
+    tokenizer = build_char_tokenizer(CHARACTERS)
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in ("5+4=9\n\\boxed{9}", "\\boxed{19}")]
+    spans = locate_answer_tokens(tokenizer, ids, "boxed")
+    assert (spans[0].answer_start, spans[0].answer_end) == (13, 14)
+    assert (spans[1].answer_start, spans[1].answer_end) == (7, 9)

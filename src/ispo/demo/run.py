@@ -105,34 +105,11 @@ def trainer_config(config: DemoConfig, method: str, output_dir: Path):
     )
 
 
-def _dedupe_span_queries() -> None:
-    """Work around a hang in ``ispo.trainer.spans`` (found by this demo; remove once fixed there).
-
-    ``locate_answer_tokens`` asks for the token of (row, marker start), (row, answer start) and
-    (row, answer end - 1); for a one-character answer (``\\boxed{7}``) the last two are the same query,
-    and ``_suffix_search`` loops until it has as many distinct results as queries, i.e. forever.
-    Passing the queries without duplicates returns the same mapping.
-    """
-    from ispo.trainer import spans
-
-    original = spans._tokens_holding_chars
-    if getattr(original, "_ispo_demo_dedupe", False):
-        return
-
-    def tokens_holding_chars(tokenizer, ids, texts, queries):
-        return original(tokenizer, ids, texts, list(dict.fromkeys(queries)))
-
-    tokens_holding_chars._ispo_demo_dedupe = True
-    spans._tokens_holding_chars = tokens_holding_chars
-
-
 def train_method(config: DemoConfig, method: str, model_folder: Path, output_dir: Path):
     """Train one method from the warm start; returns (trained model, tokenizer, wall seconds)."""
     from datasets import Dataset
 
     from ispo.trainer import ISPOTrainer
-
-    _dedupe_span_queries()
 
     model, tokenizer = load_warm_start(model_folder)
     trainer = ISPOTrainer(

@@ -1,7 +1,7 @@
 """Warm start of the demo's tiny model: a short supervised pass on deliberately imperfect solutions.
 
 RL needs a policy that is sometimes right: from random weights every rollout is wrong and GRPO has
-nothing to learn from. The warm start fits a tiny Qwen2-style model (character tokenizer over the
+nothing to learn from. The warm start fits a tiny Qwen3-style model (character tokenizer over the
 task's characters) to step-by-step solutions of train-split problems in which each step is wrong
 with probability ``error_rate`` (``ispo.data.synthetic.solution_text``). The model then makes
 mistakes at roughly that rate per step, so before RL it solves many easy prompts, some medium ones
@@ -26,14 +26,14 @@ from pathlib import Path
 
 from ispo.data.synthetic import CHARACTERS, DIFFICULTIES, generate_problems, solution_text
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Qwen3 architecture (ispo.models.tiny)
 
 
 @dataclass(frozen=True)
 class WarmStartConfig:
     """Everything that determines the warm-started model (all of it goes into the cache key)."""
 
-    # model (a Qwen2ForCausalLM from ispo.models.tiny)
+    # model (a Qwen3ForCausalLM from ispo.models.tiny)
     hidden_size: int = 64
     num_layers: int = 4
     num_heads: int = 4
@@ -192,14 +192,9 @@ def warm_start(
 
 
 def load_warm_start(folder: str | Path):
-    """(model, tokenizer) from a warm-start folder.
+    """(model, tokenizer) from a warm-start folder, loaded by path as ``ispo eval`` or TRL would."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    The tokenizer is loaded as a plain ``PreTrainedTokenizerFast``: ``AutoTokenizer`` would see the
-    Qwen2 ``config.json`` next to it and substitute a byte-level Qwen2 tokenizer that drops spaces
-    and newlines.
-    """
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
     return model, tokenizer

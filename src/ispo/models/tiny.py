@@ -1,9 +1,15 @@
-"""A character-level tokenizer and a tiny Qwen2-style causal LM, built offline.
+"""A character-level tokenizer and a tiny Qwen3-style causal LM, built offline.
 
 Tests, benchmarks and the embedded demo need a real ``transformers`` model and a real fast tokenizer
 (so that TRL, ``generate`` and ``save_pretrained`` behave as they do for hub models) but cannot download
 anything. Character-level tokenisation keeps the vocabulary tiny and makes every string round-trip,
 which matters for answer spans located in token space.
+
+The architecture is Qwen3 rather than Qwen2 on purpose: for a folder whose ``config.json`` says
+``qwen2``, ``AutoTokenizer`` (transformers 5) ignores the saved tokenizer class and rebuilds a
+byte-level Qwen2 tokenizer that silently drops spaces and newlines from this vocabulary. With
+``qwen3`` the saved tokenizer loads back as it was, so a saved tiny model loads by path exactly like a
+hub id (TRL, ``ispo eval``), which the tests check.
 """
 
 from __future__ import annotations
@@ -64,17 +70,18 @@ def build_tiny_model(
     max_position_embeddings: int = 1024,
     seed: int = 0,
 ):
-    """Return a randomly initialised ``Qwen2ForCausalLM`` sized for CPU work (float32)."""
+    """Return a randomly initialised ``Qwen3ForCausalLM`` sized for CPU work (float32)."""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    config = Qwen2Config(
+    config = Qwen3Config(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=intermediate_size or 4 * hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         num_key_value_heads=num_kv_heads,
+        head_dim=hidden_size // num_heads,
         max_position_embeddings=max_position_embeddings,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
@@ -84,7 +91,7 @@ def build_tiny_model(
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        model = Qwen2ForCausalLM(config)
+        model = Qwen3ForCausalLM(config)
     finally:
         torch.random.set_rng_state(generator_state)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
