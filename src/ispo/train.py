@@ -184,6 +184,12 @@ def main(recipe: RecipeArgs, config) -> int:
     trainer.save_model(config.output_dir)
     if trainer.is_world_process_zero():
         print(f"ispo train: done; model and metrics.jsonl in {config.output_dir}")
+    trainer.accelerator.wait_for_everyone()
+    import torch.distributed as dist
+
+    # Left to interpreter-exit destructors, a gloo/NCCL group can abort a finished run.
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
     return 0
 
 

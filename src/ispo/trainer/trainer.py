@@ -188,8 +188,13 @@ class ISPOTrainer(GRPOTrainer):
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         args = self.args
+        # Not when the drift filter is on: drift compares pi_old with pi_ref, and pi_ref comes from a full
+        # forward. Decoding logits differ from a full forward by rounding (about 0.02 nats per token in
+        # bf16, above delta_min), so drift would measure that rounding instead of zero where the policy
+        # has not moved; a full forward for pi_old keeps both sides on the same path.
         record = (
             (args.ispo_enabled or args.ispo_diagnostics)
+            and not args.needs_drift
             and not self.use_vllm
             and not args.use_transformers_continuous_batching
             and not self.tools
