@@ -237,3 +237,22 @@ def test_grpo_without_diagnostics_runs_no_extra_pass(tiny_model_path, dataset, t
     (record,) = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert "zero_adv_rate/outcome" in record and "no_answer_rate" in record
     assert not any(key.startswith(("time/ispo", "hc/", "critical/")) for key in record)
+
+
+def test_several_reward_functions_need_the_override(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    """A weighted sum of rewards is not a 0/1 outcome: refused unless allow_outcome_override."""
+    from ispo import ISPOConfig, ISPOTrainer
+
+    def format_reward(completions, **kwargs):
+        return [0.5 for _ in completions]
+
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy"))
+    with pytest.raises(ValueError, match="allow_outcome_override"):
+        ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=dataset)
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", reward_weights=[2.0]))
+    with pytest.raises(ValueError, match="weight 1"):
+        ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", allow_outcome_override=True))
+    ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=dataset)
+    grpo = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", lambda_ifd=0.0, lambda_tok=0.0))
+    ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=grpo, train_dataset=dataset)

@@ -112,6 +112,7 @@ class ISPOTrainer(GRPOTrainer):
             reference_copy = copy.deepcopy(model)
 
         super().__init__(model, reward_funcs, args, train_dataset, eval_dataset, **kwargs)
+        self._check_outcome_reward()
 
         self._ispo_capture: list | None = None
         self._ispo_recorder: GenerationRecorder | None = None
@@ -160,6 +161,21 @@ class ISPOTrainer(GRPOTrainer):
         if self.is_fsdp_enabled:
             return prepare_fsdp(reference, self.accelerator)
         return self.accelerator.prepare_model(reference, evaluation_mode=True)
+
+    def _check_outcome_reward(self) -> None:
+        """Outcome dominance (spec s3) and the correct/incorrect split assume one 0/1 outcome reward.
+
+        Several reward functions, or a weight other than 1, let R_o take values such as 0.5 (a wrong but
+        well-formatted answer), which would count as correct and void the dominance guarantee.
+        """
+        args = self.args
+        weights = self.reward_weights.tolist()
+        if args.ispo_enabled and not args.allow_outcome_override and (len(weights) != 1 or weights[0] != 1.0):
+            raise ValueError(
+                f"ISPO needs a single 0/1 outcome reward with weight 1 (got {len(weights)} reward function(s) "
+                f"with weights {weights}): the correct/incorrect branch and outcome dominance assume it. "
+                "Set allow_outcome_override=True to train on a weighted sum anyway."
+            )
 
     def _log_once(self, message: str) -> None:
         if self.accelerator.is_main_process:
