@@ -291,7 +291,7 @@ class ISPOTrainer(GRPOTrainer):
         if not (args.ispo_enabled or args.ispo_diagnostics):
             # GRPO without diagnostics: the composite reward is the outcome, TRL's advantages stand.
             composite_advantages = group_advantages(outcome, num_generations, scale=self.scale_rewards)
-            metrics["zero_adv_rate/composite"].append(self._zero_advantage_rate(composite_advantages, num_generations))
+            metrics["zero_adv_rate/composite"].append(_zero_advantage_rate(composite_advantages, num_generations))
             return
         if any(key in output for key in ("pixel_values", "image_grid_thw", "token_type_ids", "mm_token_type_ids")):
             raise NotImplementedError("ISPOTrainer computes its signals for text-only models")
@@ -385,7 +385,7 @@ class ISPOTrainer(GRPOTrainer):
 
         incorrect = scorable & ~correct
         probs = logps_g.exp()
-        metrics["zero_adv_rate/composite"].append(self._zero_advantage_rate(composite_advantages, num_generations))
+        metrics["zero_adv_rate/composite"].append(_zero_advantage_rate(composite_advantages, num_generations))
         for name, rows in (("correct", correct), ("incorrect", incorrect)):
             on_critical = critical & rows.unsqueeze(1)
             metrics[f"hc/{name}"].append(masked_mean(probs, on_critical).item())
@@ -415,10 +415,6 @@ class ISPOTrainer(GRPOTrainer):
                 f"ISPO: non-finite {what} at step {self.state.global_step}; stopping (check the learning rate, "
                 "the dtype and the model's logits)"
             )
-
-    def _zero_advantage_rate(self, advantages: torch.Tensor, num_generations: int) -> float:
-        grouped = advantages.view(-1, num_generations)
-        return (grouped.abs() <= 1e-6).all(dim=1).float().mean().item()
 
     def _gather_tokens(self, values: torch.Tensor) -> torch.Tensor:
         """(B_local, T_local) -> (N, T_max): pad the token dimension to the longest process, then gather."""
@@ -546,6 +542,11 @@ class ISPOTrainer(GRPOTrainer):
         position = {r: i for i, r in enumerate(unique)}
         without_logps = unique_logps[torch.tensor([position[first_of[r]] for r in rows], device=unique_logps.device)]
         return rows, with_logps, without_logps, answer_mask
+
+
+def _zero_advantage_rate(advantages: torch.Tensor, num_generations: int) -> float:
+    """Share of groups whose advantages are all ~0 (they are centred per group, so constant means zero)."""
+    return group_is_constant(advantages, num_generations).float().mean().item()
 
 
 def _take_ranges(logps: torch.Tensor, ranges: list[tuple[int, int]], rows: list[int] | None = None):
