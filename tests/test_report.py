@@ -127,3 +127,40 @@ def test_cli_does_not_import_torch(tmp_path):
 def test_wall_time_from_elapsed(tmp_path):
     run_dir = write_run(tmp_path / "r", with_eval=False, steps=2, extra={"elapsed_s": 50.0})
     assert report.load_run(run_dir).wall_seconds() == 50.0
+
+
+def run_cli(*argv):
+    return subprocess.run([sys.executable, "-m", "ispo", "report", *map(str, argv)], capture_output=True, text=True)
+
+
+def test_a_missing_folder_is_one_line_and_exit_2(tmp_path):
+    result = run_cli(tmp_path / "no-such-run", "--output-dir", tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"ispo report: error: run folder {tmp_path / 'no-such-run'} does not exist"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli(empty)
+    assert result.returncode == 2 and "has no metrics.jsonl" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_truncated_last_line_is_skipped_said_once_and_reported(tmp_path):
+    run_dir = write_run(tmp_path / "crashed", steps=5, with_eval=False)
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 6, "accuracy": 0.')  # the run died mid-write
+    result = run_cli(run_dir, "--output-dir", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    (notice,) = result.stderr.strip().splitlines()
+    assert str(run_dir / "metrics.jsonl") in notice and "skipped 1 line" in notice and "line 7" in notice
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "5 steps; 1 incomplete line of metrics.jsonl skipped" in text
+    assert "| crashed | 5 |" in text
+
+
+def test_a_malformed_middle_line_is_still_an_error_on_the_command_line(tmp_path):
+    run_dir = tmp_path / "bad"
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text('{"step": 1}\n{oops\n{"step": 3}\n')
+    result = run_cli(run_dir)
+    assert result.returncode == 2 and "metrics.jsonl:2: not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr

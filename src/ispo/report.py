@@ -19,9 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ispo.jsonl import read_jsonl
+
+logger = logging.getLogger(__name__)
 
 # panel title -> [(metric key candidates, line style, legend suffix)]; the first key found is used.
 PANELS: list[tuple[str, list[tuple[tuple[str, ...], str, str]]]] = [
@@ -69,6 +75,7 @@ class Run:
     records: list[dict]
     eval: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    skipped_lines: int = 0  # incomplete last line of metrics.jsonl (a run cut short)
 
     def series(self, candidates: tuple[str, ...]) -> tuple[list[float], list[float]]:
         """(steps, values) of the first key in ``candidates`` that any record has; non-finite values dropped."""
@@ -96,40 +103,46 @@ class Run:
         return None
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """The records of a ``metrics.jsonl``; blank lines skipped, a malformed line is an error naming it."""
-    records = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{lineno}: not JSON ({err.msg})") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object")
-        records.append(record)
-    return records
-
-
 def load_run(path: str | Path) -> Run:
+    """A run folder (or its ``metrics.jsonl``). An incomplete last line (a run cut short mid-write) is
+    skipped with a one-line warning; any other malformed line is an error naming the file and line.
+
+    Raises:
+        FileNotFoundError: no such folder, or no ``metrics.jsonl`` in it.
+        ValueError: a malformed ``metrics.jsonl``, ``eval.json`` or ``run.json``.
+    """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"run folder {path} does not exist")
     metrics = path / "metrics.jsonl" if path.is_dir() else path
     if not metrics.exists():
-        raise FileNotFoundError(f"{metrics} not found: a run folder needs a metrics.jsonl")
+        raise FileNotFoundError(f"{path} has no metrics.jsonl (is it a run's output_dir?)")
+    contents = read_jsonl(metrics)
+    notice = contents.notice()
+    if notice:
+        logger.warning("ispo report: %s", notice)
     folder = metrics.parent
     info = _read_json(folder / "run.json")
     return Run(
         name=str(info.get("name") or folder.name),
         path=folder,
-        records=read_metrics(metrics),
+        records=contents.records,
         eval=_read_json(folder / "eval.json"),
         info=info,
+        skipped_lines=contents.skipped,
     )
 
 
 def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return value
 
 
 def smooth(values: list[float], window: int) -> list[float]:
@@ -244,9 +257,14 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def _steps(run: Run) -> str:
+    skipped = f"; {run.skipped_lines} incomplete line of metrics.jsonl skipped" if run.skipped_lines else ""
+    return f"{len(run.records)} steps{skipped}"
+
+
 def markdown_report(runs: list[Run], images: list[str]) -> str:
     lines = ["# Run report", ""]
-    lines.append("Runs: " + ", ".join(f"`{run.name}` ({run.path}, {len(run.records)} steps)" for run in runs))
+    lines.append("Runs: " + ", ".join(f"`{run.name}` ({run.path}, {_steps(run)})" for run in runs))
     lines.append("")
     levels = _eval_levels(runs)
     if levels:
@@ -320,7 +338,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     first = Path(args.run_dirs[0])
     default = (first.parent if first.is_file() else first).parent
-    report = make_report(args.run_dirs, args.output_dir or default, smoothing=args.smoothing)
+    try:
+        report = make_report(args.run_dirs, args.output_dir or default, smoothing=args.smoothing)
+    except (FileNotFoundError, ValueError) as error:  # a user's mistake: say which file, no traceback
+        print(f"ispo report: error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {report} and plots in {report.parent}")
     return 0
 

@@ -145,3 +145,11 @@ def test_every_shared_benchmark_loads(benchmarks_dir):
         loaded_name, problems = load_benchmark(name, data_dir=benchmarks_dir)
         assert loaded_name == name and len(problems) == size
         assert len({p.id for p in problems}) == size
+
+
+def test_an_incomplete_last_line_is_skipped_with_a_warning(tmp_path, caplog):
+    path = write_jsonl(tmp_path / "b.jsonl", ROWS[:2])
+    with path.open("a") as handle:
+        handle.write('{"id": "p3", "probl')
+    assert [p.id for p in load_jsonl(path)] == ["p1", "p2"]
+    assert "b.jsonl: skipped 1 line" in caplog.text

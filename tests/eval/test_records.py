@@ -37,3 +37,19 @@ def test_a_damaged_complete_line_is_an_error(tmp_path):
     path.write_text('{"benchmark": "b"}\n')
     with pytest.raises(ValueError, match="samples.jsonl:1: not a sample record"):
         RecordStore(path)
+
+
+def test_a_complete_last_record_without_newline_is_kept_and_not_merged(tmp_path):
+    path = tmp_path / "samples.jsonl"
+    path.write_text(json.dumps(make(sample_index=0)))  # e.g. edited by hand: no final newline
+    store = RecordStore(path)
+    assert len(store) == 1
+    store.append([make(sample_index=1)])
+    assert [record_key(json.loads(line)) for line in path.read_text().splitlines()] == [("b", "p", 0), ("b", "p", 1)]
+
+
+def test_a_malformed_middle_line_names_file_and_line(tmp_path):
+    path = tmp_path / "samples.jsonl"
+    path.write_text(json.dumps(make(sample_index=0)) + "\n{oops\n" + json.dumps(make(sample_index=1)) + "\n")
+    with pytest.raises(ValueError, match=r"samples\.jsonl:2: not valid JSON.*--overwrite"):
+        RecordStore(path)

@@ -15,10 +15,14 @@ that caveat. The local files are the reference.
 
 from __future__ import annotations
 
-import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from ispo.jsonl import JsonlError, read_jsonl
+
+logger = logging.getLogger(__name__)
 
 AnswerTransform = Literal["none", "after_hash", "join_list"]
 
@@ -146,34 +150,32 @@ def _unknown_name_message(name: str) -> str:
 
 
 def load_jsonl(path: str | Path, *, limit: int | None = None) -> list[Problem]:
-    """Read ``{id, problem, answer}`` rows (extra fields are ignored); errors name the file and line."""
+    """Read ``{id, problem, answer}`` rows (extra fields are ignored); errors name the file and line.
+
+    Damaged lines follow :mod:`ispo.jsonl`'s policy; an incomplete last line is skipped with a warning.
+    """
     path = Path(path)
+    try:
+        contents = read_jsonl(path, limit=limit)
+    except JsonlError as error:
+        raise BenchmarkError(str(error)) from None
+    if contents.notice():
+        logger.warning("%s", contents.notice())
     problems: list[Problem] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise BenchmarkError(f"{where}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise BenchmarkError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
-            missing = [field for field in ("id", "problem", "answer") if field not in row]
-            if missing:
-                raise BenchmarkError(
-                    f"{where}: missing field(s) {', '.join(missing)}; every line needs id, problem and answer "
-                    f"(found: {', '.join(sorted(row)) or 'none'})"
-                )
-            problem = _make_problem(row["id"], row["problem"], row["answer"], where)
-            if problem.id in seen:
-                raise BenchmarkError(f"{where}: duplicate id {problem.id!r}")
-            seen.add(problem.id)
-            problems.append(problem)
-            if limit is not None and len(problems) >= limit:
-                break
+    for line_number, row in zip(contents.line_numbers, contents.records):
+        where = f"{path}:{line_number}"
+        missing = [field for field in ("id", "problem", "answer") if field not in row]
+        if missing:
+            raise BenchmarkError(
+                f"{where}: missing field(s) {', '.join(missing)}; every line needs id, problem and answer "
+                f"(found: {', '.join(sorted(row)) or 'none'})"
+            )
+        problem = _make_problem(row["id"], row["problem"], row["answer"], where)
+        if problem.id in seen:
+            raise BenchmarkError(f"{where}: duplicate id {problem.id!r}")
+        seen.add(problem.id)
+        problems.append(problem)
     if not problems:
         raise BenchmarkError(f"{path}: no problems (the file is empty)")
     return problems

@@ -3,15 +3,21 @@
 A record is keyed by ``(benchmark, problem_id, sample_index)``. Appends are flushed and fsynced
 per batch, so a killed run loses at most the batch in flight. A kill in the middle of a write can
 leave a partial last line; opening the store cuts it off (that record was never complete) before
-anything is appended after it.
+anything is appended after it. Reading follows :mod:`ispo.jsonl`'s policy: any other damaged line
+is an error naming the file and line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
+
+from ispo.jsonl import JsonlError, read_jsonl
+
+logger = logging.getLogger(__name__)
 
 RecordKey = tuple[str, str, int]
 
@@ -30,22 +36,20 @@ class RecordStore:
             self._load()
 
     def _load(self) -> None:
-        data = self.path.read_bytes()
-        complete = data[: data.rfind(b"\n") + 1]
-        if len(complete) != len(data):  # a write was interrupted: drop the partial line
+        damaged = "the file is damaged: move it away or pass --overwrite"
+        try:
+            contents = read_jsonl(self.path)
+        except JsonlError as error:
+            raise ValueError(f"{error}; {damaged}") from None
+        if contents.truncated_line is not None:  # a write was interrupted: drop the partial line
+            logger.warning("%s", contents.notice())
             with self.path.open("r+b") as handle:
-                handle.truncate(len(complete))
-        for line_number, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
+                handle.truncate(contents.complete_bytes)
+        for line_number, record in zip(contents.line_numbers, contents.records):
             try:
-                record = json.loads(line)
                 key = record_key(record)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-                raise ValueError(
-                    f"{self.path}:{line_number}: not a sample record ({error}); "
-                    "the file is damaged, move it away or pass --overwrite"
-                ) from None
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(f"{self.path}:{line_number}: not a sample record ({error!r}); {damaged}") from None
             self.records.setdefault(key, record)
 
     def __contains__(self, key: RecordKey) -> bool:
@@ -64,8 +68,18 @@ class RecordStore:
                 fresh.append(record)
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # a complete last record written without its newline (by hand) must not merge with the next
+            separator = "\n" if _lacks_final_newline(self.path) else ""
             with self.path.open("a", encoding="utf-8") as handle:
-                handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh))
+                handle.write(separator + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh))
                 handle.flush()
                 os.fsync(handle.fileno())
         return len(fresh)
+
+
+def _lacks_final_newline(path: Path) -> bool:
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"

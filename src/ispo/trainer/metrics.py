@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+from ispo.jsonl import read_jsonl
+
 
 class MetricsWriter:
     """Appends ``{"step", "wall_time", "elapsed_s", **metrics}`` lines to ``path``.
@@ -37,19 +39,9 @@ class MetricsWriter:
     def _drop_from(self, step: int) -> None:
         if not self.path.exists():
             return
-        kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                if json.loads(line).get("step", -1) < step:
-                    kept.append(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """The records of a ``metrics.jsonl`` file, in order."""
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        # A log, not data: a damaged line (from a crash) is dropped rather than stopping the run.
+        kept = [r for r in read_jsonl(self.path, skip_malformed=True).records if r.get("step", -1) < step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
 
 
 def _jsonable(value):
