@@ -90,3 +90,38 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
     assert main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--dataset", str(bad),
                  "--output_dir", str(tmp_path / "out")]) == 2
     assert "dataset row 1" in capsys.readouterr().err
+
+
+def test_an_unloadable_local_model_is_one_line_and_exit_2(tmp_path, capsys):
+    from ispo.cli import main
+
+    missing = tmp_path / "no-such-checkpoint"
+    argv = ["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--output_dir", str(tmp_path / "out")]
+    assert main([*argv, "--model", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"ispo train: error: model {missing}: no such folder (a hub id has the form org/name)"]
+    (tmp_path / "empty").mkdir()
+    assert main([*argv, "--model", str(tmp_path / "empty")]) == 2
+    assert "has no config.json" in capsys.readouterr().err
+
+
+def test_an_unknown_hub_id_offline_is_one_line_and_exit_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    argv = ["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--output_dir", str(tmp_path / "out"),
+            "--model", "ispo-tests/no-such-model"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-m", "ispo", *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ispo train")]
+    assert len(lines) == 1 and "model 'ispo-tests/no-such-model' cannot be loaded" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_flag_value_names_the_flag(capsys):
+    from ispo.cli import main
+
+    assert main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--lambda_ifd", "lots"]) == 2
+    assert "ispo train: error: --lambda_ifd: expected a number, got 'lots'" in capsys.readouterr().err

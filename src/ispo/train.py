@@ -2,18 +2,20 @@
 
 A recipe is a serialised configuration: one flat YAML mapping whose keys are the fields of
 ``RecipeArgs`` (model, dataset, prompt) and of ``ISPOConfig`` (every GRPO/ISPO/Trainer knob). Each of
-those fields is also a ``--field value`` flag that overrides the recipe; values are read as YAML
-(``--lambda_ifd 0.1``, ``--report_to '[wandb]'``). Help text comes from the dataclasses, written once.
+those fields is also a ``--field value`` flag that overrides the recipe, converted by the field's type
+(``--lambda_ifd 0.1``, ``--use_vllm true``, ``--report_to '[wandb]'``; see ``ispo.cli_args``). Help
+text comes from the dataclasses, written once.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ispo.cli_args import FlagField, add_flags, flag_fields, parse_value
 
 SYNTHETIC_ARITHMETIC = "synthetic_arithmetic"
 DEFAULT_TEMPLATE = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -50,36 +52,33 @@ class RecipeArgs:
     )
 
 
-def _fields() -> dict[str, tuple[type, dataclasses.Field]]:
+def _fields() -> dict[str, FlagField]:
+    """Every recipe field by name: ``RecipeArgs``'s, then ``ISPOConfig``'s (GRPOConfig and TrainingArguments included)."""
     from ispo.trainer.config import ISPOConfig
 
-    table = {f.name: (RecipeArgs, f) for f in dataclasses.fields(RecipeArgs)}
-    for f in dataclasses.fields(ISPOConfig):
-        if f.init and not f.name.startswith("_"):
-            table.setdefault(f.name, (ISPOConfig, f))
-    return table
+    recipe_fields = flag_fields(RecipeArgs)
+    config_fields = flag_fields(ISPOConfig, exclude=[f.name for f in recipe_fields])
+    return {f.name: f for f in recipe_fields + config_fields}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, type=Path, help="recipe YAML (see recipes/)")
-    recipe_group = parser.add_argument_group("recipe fields")
-    config_group = parser.add_argument_group("ISPOConfig fields (GRPOConfig and TrainingArguments included)")
-    for name, (owner, f) in _fields().items():
-        group = recipe_group if owner is RecipeArgs else config_group
-        help_text = str(f.metadata.get("help", "")).replace("%", "%%")
-        group.add_argument(f"--{name}", dest=name, default=argparse.SUPPRESS, metavar="VALUE", help=help_text)
-
-
-def _coerce(name: str, f: dataclasses.Field, text: str) -> Any:
-    """A flag's text as YAML, except that string fields keep the text as written."""
-    import yaml
-
-    value = yaml.safe_load(text)
-    annotation = f.type if isinstance(f.type, str) else str(getattr(f.type, "__name__", f.type))
-    textual = "str" in annotation and not any(t in annotation for t in ("int", "float", "bool", "dict", "list"))
-    if textual and value is not None and not isinstance(value, str):
-        return text
-    return value
+    fields = list(_fields().values())
+    # raw text: a flag overrides the recipe's value and is converted with it (load_recipe)
+    add_flags(
+        parser.add_argument_group("recipe fields"),
+        [f for f in fields if f.owner is RecipeArgs],
+        hyphens=False,
+        typed=False,
+        show_defaults=False,
+    )
+    add_flags(
+        parser.add_argument_group("ISPOConfig fields (GRPOConfig and TrainingArguments included)"),
+        [f for f in fields if f.owner is not RecipeArgs],
+        hyphens=False,
+        typed=False,
+        show_defaults=False,
+    )
 
 
 def load_recipe(path: Path, overrides: dict[str, str] | None = None) -> tuple[RecipeArgs, Any]:
@@ -93,12 +92,14 @@ def load_recipe(path: Path, overrides: dict[str, str] | None = None) -> tuple[Re
         raise ValueError(f"{path}: a recipe is a YAML mapping of field: value")
     table = _fields()
     for name, text in (overrides or {}).items():
-        values[name] = _coerce(name, table[name][1], text)
+        if name not in table:
+            raise ValueError(f"--{name}: not a RecipeArgs or ISPOConfig field")
+        values[name] = parse_value(text, table[name].annotation, flag=f"--{name}")
     unknown = sorted(set(values) - set(table))
     if unknown:
         raise ValueError(f"{path}: unknown recipe field {unknown[0]!r} (not a RecipeArgs or ISPOConfig field)")
-    recipe = RecipeArgs(**{k: v for k, v in values.items() if table[k][0] is RecipeArgs})
-    config = ISPOConfig(**{k: v for k, v in values.items() if table[k][0] is ISPOConfig})
+    recipe = RecipeArgs(**{k: v for k, v in values.items() if table[k].owner is RecipeArgs})
+    config = ISPOConfig(**{k: v for k, v in values.items() if table[k].owner is not RecipeArgs})
     return recipe, config
 
 
@@ -148,9 +149,19 @@ def build_examples(recipe: RecipeArgs, rows: list[dict]) -> list[dict]:
     return examples
 
 
-def resolve_model(recipe: RecipeArgs, output_dir: str) -> str:
-    """The model id or path to load; 'tiny' is built (once) and saved under ``output_dir``."""
+class ModelSourceError(ValueError):
+    """A model path or hub id that cannot be loaded; the message names it."""
+
+
+def resolve_model(recipe: RecipeArgs, output_dir: str, *, trust_remote_code: bool = False) -> str:
+    """The model id or path to load; 'tiny' is built (once) and saved under ``output_dir``.
+
+    Raises:
+        ModelSourceError: the model cannot be loaded (a missing folder, a hub id that is unknown or
+            not cached while offline); the message names it, on one line.
+    """
     if recipe.model != "tiny":
+        check_model_source(recipe.model, trust_remote_code=trust_remote_code)
         return recipe.model
     from accelerate import PartialState
 
@@ -161,6 +172,31 @@ def resolve_model(recipe: RecipeArgs, output_dir: str) -> str:
         if not (path / "config.json").exists():
             save_tiny_model(path, hidden_size=recipe.tiny_hidden_size, num_layers=recipe.tiny_num_layers)
     return str(path)
+
+
+def check_model_source(name: str, *, trust_remote_code: bool = False) -> None:
+    """Fail early and in one line when ``name`` is neither a model folder nor a loadable hub id.
+
+    Reading the model's config (one small file, cached for the real load) is what tells.
+    """
+    path = Path(name).expanduser()
+    if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or path.exists():
+        if not path.is_dir():
+            raise ModelSourceError(f"model {name}: no such folder (a hub id has the form org/name)")
+        if not (path / "config.json").is_file():
+            raise ModelSourceError(f"model {name}: the folder has no config.json (not a save_pretrained checkpoint)")
+        return
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise ModelSourceError(f"model {name!r} cannot be loaded: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def main(recipe: RecipeArgs, config) -> int:
@@ -175,8 +211,16 @@ def main(recipe: RecipeArgs, config) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"ispo train: error: {error}", file=sys.stderr)
         return 2
-    model = resolve_model(recipe, config.output_dir)
-    trainer = ISPOTrainer(model, args=config, train_dataset=Dataset.from_list(examples))
+    init_kwargs = config.model_init_kwargs if isinstance(config.model_init_kwargs, dict) else {}
+    try:
+        model = resolve_model(recipe, config.output_dir, trust_remote_code=bool(init_kwargs.get("trust_remote_code")))
+        trainer = ISPOTrainer(model, args=config, train_dataset=Dataset.from_list(examples))
+    except OSError as error:  # a model folder without tokenizer or weights, say
+        print(f"ispo train: error: model {recipe.model}: {_first_line(error)}", file=sys.stderr)
+        return 2
+    except ModelSourceError as error:
+        print(f"ispo train: error: {error}", file=sys.stderr)
+        return 2
     resume = config.resume_from_checkpoint
     if isinstance(resume, str) and resume.lower() in ("latest", "true"):
         resume = get_last_checkpoint(config.output_dir)

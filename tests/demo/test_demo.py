@@ -75,3 +75,12 @@ def test_demo_runs_end_to_end_on_a_toy_budget(tmp_path, monkeypatch):
 def test_long_runs_cycle_through_the_prompt_pool():
     rows = rl_records(DemoConfig(steps=400, prompts_per_step=8))
     assert len(rows) == 3200
+
+
+def test_every_demo_setting_with_help_is_a_flag_and_bad_ones_fail_before_training(capsys):
+    config = cli.config_from_args(parse(["--difficulty-weights", "0.5,0.25,0.25", "--no-progress", "--threads", "2"]))
+    assert config.difficulty_weights == (0.5, 0.25, 0.25) and not config.progress and config.threads == 2
+    assert cli.run(parse(["--methods", "GRPO,PPO"])) == 2
+    assert capsys.readouterr().err.strip() == "ispo demo: error: methods must be some of GRPO, ISPO, got GRPO,PPO"
+    assert cli.run(parse(["--steps", "0"])) == 2
+    assert "steps must be at least 1" in capsys.readouterr().err

@@ -24,33 +24,51 @@ from ispo.data.synthetic import generate_problems, to_records
 from ispo.demo.evaluate import EvalConfig, evaluate, heldout_problems
 from ispo.demo.warmstart import WarmStartConfig, load_warm_start, warm_start
 
-# method name -> (lambda_ifd, lambda_tok); ISPO uses the spec's weights
-METHODS: dict[str, tuple[float, float]] = {"GRPO": (0.0, 0.0), "ISPO": (0.2, 0.2)}
+# GRPO is ISPO with lambda_ifd = lambda_tok = 0; ISPO takes DemoConfig's weights
+METHODS = ("GRPO", "ISPO")
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
 
 
 @dataclass
 class DemoConfig:
-    output_dir: str = "runs/demo"
-    steps: int = 100  # optimizer steps per method
-    seed: int = 0
-    prompts_per_step: int = 8
-    num_generations: int = 8
-    learning_rate: float = 1e-4  # 5e-4 degraded GRPO itself in 40 steps (measured)
-    max_completion_length: int = 96
-    temperature: float = 1.0
+    """Settings of ``ispo demo``; the fields with help text are its flags (``_`` -> ``-``)."""
+
+    output_dir: str = field(default="runs/demo", metadata=_help("where to write"))
+    steps: int = field(default=100, metadata=_help("RL optimizer steps per method"))
+    seed: int = field(default=0, metadata=_help("seed of the RL runs and their data order"))
+    prompts_per_step: int = field(default=8, metadata=_help("prompts per RL step"))
+    num_generations: int = field(default=8, metadata=_help("rollouts per prompt (the group size)"))
+    # 5e-4 degraded GRPO itself in 40 steps (measured)
+    learning_rate: float = field(default=1e-4, metadata=_help("RL learning rate (constant)"))
+    max_completion_length: int = field(default=96, metadata=_help("RL rollout budget in tokens"))
+    temperature: float = field(default=1.0, metadata=_help("RL sampling temperature"))
     # share of RL prompts per difficulty (easy, medium, hard): hard prompts are where GRPO collapses
-    difficulty_weights: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
-    methods: tuple[str, ...] = ("GRPO", "ISPO")
-    # ISPO knobs beyond the weights keep the spec's defaults; these two are exposed for sweeps
-    lambda_ifd: float = 0.2
-    lambda_tok: float = 0.2
+    difficulty_weights: tuple[float, float, float] = field(
+        default=(1 / 3, 1 / 3, 1 / 3), metadata=_help("share of RL prompts per difficulty: easy,medium,hard")
+    )
+    methods: tuple[str, ...] = field(default=("GRPO", "ISPO"), metadata=_help("comma-separated, from GRPO,ISPO"))
+    # ISPO knobs beyond the weights keep the defaults of docs/algorithm.md; these two are exposed for sweeps
+    lambda_ifd: float = field(default=0.2, metadata=_help("ISPO's IFD weight"))
+    lambda_tok: float = field(default=0.2, metadata=_help("ISPO's token-reward weight"))
     warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    # torch CPU threads: 1 by default, so results do not depend on the machine's core count (float
-    # reductions split across threads round differently) and a busy machine is not oversubscribed
-    threads: int | None = 1
-    rebuild_warm_start: bool = False  # retrain the warm start even when it is cached
-    progress: bool = True
+    # 1 by default, so results do not depend on the machine's core count (float reductions split across
+    # threads round differently) and a busy machine is not oversubscribed
+    threads: int | None = field(
+        default=1, metadata=_help("torch CPU threads (1: reproducible, and tiny matrices gain little from more)")
+    )
+    rebuild_warm_start: bool = field(default=False, metadata=_help("retrain the warm start even when it is cached"))
+    progress: bool = field(default=True, metadata=_help("progress bars"))
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        unknown = [method for method in self.methods if method not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(f"methods must be some of {', '.join(METHODS)}, got {','.join(self.methods) or 'none'}")
 
 
 def rl_records(config: DemoConfig) -> list[dict]:
@@ -155,9 +173,6 @@ def run_demo(config: DemoConfig) -> Path:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     if config.threads:
         torch.set_num_threads(config.threads)
-    for method in config.methods:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
