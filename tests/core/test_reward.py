@@ -1,10 +1,12 @@
 import pytest
 import torch
 from core_reference import composite_reward as reference_composite
+from core_reference_variants import composite_reward as reference_restricted
+from core_reference_variants import intrinsic_group_mask as reference_group_mask
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ispo.core import composite_reward, group_advantages
+from ispo.core import composite_reward, group_advantages, intrinsic_group_mask
 
 
 @pytest.mark.parametrize("outcome_conditioned", [True, False])
@@ -77,3 +79,85 @@ def test_nan_outcome_propagates_and_bad_inputs_raise():
         composite_reward(torch.zeros(2), torch.zeros(2), torch.zeros(3))
     with pytest.raises(ValueError, match="kappa"):
         composite_reward(torch.zeros(2), torch.zeros(2), torch.zeros(2), kappa=0)
+
+
+# ----- intrinsic_groups (docs/algorithm.md §3b) ----------------------------------------------------------
+
+_outcome_lists = st.integers(1, 6).flatmap(
+    lambda g: st.tuples(
+        st.just(g),
+        st.integers(1, 5).flatmap(
+            lambda p: st.lists(st.sampled_from([0.0, 1.0, float("nan")]), min_size=g * p, max_size=g * p)
+        ),
+    )
+)
+
+
+@pytest.mark.parametrize("groups", ["all", "mixed", "uniform"])
+@settings(max_examples=60, deadline=None)
+@given(case=_outcome_lists, seed=st.integers(0, 2**16))
+def test_intrinsic_group_mask_and_restricted_composite_match_reference(groups, case, seed):
+    g, values = case
+    outcome = torch.tensor(values, dtype=torch.float64)
+    mask = intrinsic_group_mask(outcome, g, groups)
+    assert mask.tolist() == reference_group_mask(values, g, groups)
+    generator = torch.Generator().manual_seed(seed)
+    ifd = torch.randn(len(values), generator=generator, dtype=torch.float64)
+    tok = torch.rand(len(values), generator=generator, dtype=torch.float64)
+    got = composite_reward(outcome, ifd, tok, lambda_ifd=0.3, lambda_tok=0.2, intrinsic_mask=mask)
+    expected = reference_restricted(values, ifd.tolist(), tok.tolist(), 0.3, 0.2, 2.0, True, mask.tolist())
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), equal_nan=True)
+    # outside the mask the outcome is kept bit for bit; inside, the full composite
+    full = composite_reward(outcome, ifd, tok, lambda_ifd=0.3, lambda_tok=0.2)
+    assert torch.equal(got[~mask].nan_to_num(nan=-7.0), outcome[~mask].nan_to_num(nan=-7.0))
+    assert torch.equal(got[mask].nan_to_num(nan=-7.0), full[mask].nan_to_num(nan=-7.0))
+
+
+def test_intrinsic_group_mask_known_values():
+    outcome = torch.tensor([1.0, 0.0, 1.0, 1.0, float("nan"), 0.0, float("nan"), float("nan")])
+    assert intrinsic_group_mask(outcome, 2, "mixed").tolist() == [True, True, False, False, False, False, False, False]
+    assert intrinsic_group_mask(outcome, 2, "uniform").tolist() == [False, False, True, True, True, True, True, True]
+    assert intrinsic_group_mask(outcome, 2, "all").all()
+    # "mixed" restricted to the rows where GRPO already has signal; "uniform" the Zero-Advantage rows
+    ifd, tok = torch.ones(8), torch.ones(8)
+    restricted = composite_reward(outcome, ifd, tok, intrinsic_mask=intrinsic_group_mask(outcome, 2, "uniform"))
+    assert restricted[0] == 1.0 and restricted[1] == 0.0 and restricted[2] != 1.0
+
+
+@pytest.mark.parametrize("groups", ["all", "mixed", "uniform"])
+@settings(max_examples=40, deadline=None)
+@given(case=_outcome_lists, lambda_ifd=st.floats(0, 0.5), lambda_tok=st.floats(0, 1), seed=st.integers(0, 2**16))
+def test_restricted_composite_keeps_outcome_dominance(groups, case, lambda_ifd, lambda_tok, seed):
+    assume(2 * lambda_ifd + lambda_tok < 1)
+    g, values = case
+    outcome = torch.tensor(values, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    ifd = torch.randn(len(values), generator=generator, dtype=torch.float64) * 10
+    tok = torch.rand(len(values), generator=generator, dtype=torch.float64)
+    tok = torch.where(outcome == 1, tok, tok * 1.3 - 0.3)
+    mask = intrinsic_group_mask(outcome, g, groups)
+    reward = composite_reward(outcome, ifd, tok, lambda_ifd=lambda_ifd, lambda_tok=lambda_tok, intrinsic_mask=mask)
+    for row_reward, row_outcome in zip(reward.view(-1, g), outcome.view(-1, g), strict=True):
+        if (row_outcome == 1).any() and (row_outcome == 0).any():
+            assert row_reward[row_outcome == 1].min() > row_reward[row_outcome == 0].max()
+
+
+def test_tensor_kappa_equals_float_kappa(generator):
+    outcome = (torch.rand(10, generator=generator) < 0.5).float()
+    ifd, tok = torch.randn(10, generator=generator), torch.rand(10, generator=generator)
+    from_tensor = composite_reward(outcome, ifd, tok, kappa=torch.tensor(0.7))
+    assert torch.equal(from_tensor, composite_reward(outcome, ifd, tok, kappa=0.7))
+
+
+def test_intrinsic_mask_and_groups_errors():
+    ok = torch.zeros(4)
+    with pytest.raises(ValueError, match="intrinsic_mask"):
+        composite_reward(ok, ok, ok, intrinsic_mask=torch.ones(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="intrinsic_mask"):
+        composite_reward(ok, ok, ok, intrinsic_mask=torch.full((4,), 2))
+    with pytest.raises(ValueError, match="kappa"):
+        composite_reward(ok, ok, ok, kappa=torch.tensor(0.0))
+    with pytest.raises(ValueError, match="groups"):
+        intrinsic_group_mask(ok, 2, "some")
+    with pytest.raises(ValueError, match="does not divide"):
+        intrinsic_group_mask(ok, 3, "mixed")
