@@ -1,4 +1,4 @@
-"""Fixed rollouts fed straight to ``ISPOTrainer._score_ispo``, bypassing generation.
+"""Fixed rollouts fed straight to ``ISPOTrainer._score_rollouts``, bypassing generation.
 
 Used in-process by test_trainer_signals.py and, through two_process_rewards.py, under
 ``accelerate launch --num_processes 2 --cpu``: the same global rollouts, split across processes.
@@ -75,5 +75,5 @@ def score(trainer, rows: slice, completions=COMPLETIONS) -> dict:
     output, inputs = local_batch(tokenizer, rows, trainer.accelerator.device, completions)
     trainer.model.train()
     trainer._ispo_rewards_per_func = global_rewards(trainer.accelerator.device)
-    trainer._score_ispo(output, inputs, captured=[])
+    trainer._score_rollouts(output, inputs, captured=[])
     return output

@@ -100,15 +100,19 @@ def test_loss_and_gradient_equal_hand_computed_surrogate(tiny_model_path, datase
 
 
 def test_pi_old_statistics_recorded_while_generating_match_a_forward(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
-    """On-policy without vLLM, TRL computes no old log-probs: ISPO reads them off generation, no extra forward."""
+    """On-policy without vLLM, TRL computes no old log-probs: ISPO records them while generating, measures them
+    once against a full forward (fp32: equal), and from then on runs no pi_old forward, drift filter included."""
     from ispo import ISPOConfig, ISPOTrainer
 
-    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", temperature=0.7))
+    args = ISPOConfig(**config_kwargs(tmp_path, temperature=0.7))  # critical="intersection": drift filter on
     trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
+    _one_batch(trainer, dataset)  # the measuring batch: recording and forward both run
+    metrics = trainer._metrics["train"]
+    assert trainer._recording_trusted is True
+    assert metrics["ispo/pi_old_from_generation"] == [0.0] and len(metrics["time/ispo_old_logps"]) == 1
     batch = _one_batch(trainer, dataset)
     assert "old_per_token_logps" not in batch
-    metrics = trainer._metrics["train"]
-    assert metrics["ispo/pi_old_from_generation"] == [1.0] and "time/ispo_old_logps" not in metrics
+    assert metrics["ispo/pi_old_from_generation"] == [0.0, 1.0] and len(metrics["time/ispo_old_logps"]) == 1
     last = trainer._ispo_last
     input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
     attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
@@ -117,8 +121,27 @@ def test_pi_old_statistics_recorded_while_generating_match_a_forward(tiny_model_
             trainer.model, input_ids, attention_mask, batch["completion_ids"].size(1), compute_entropy=True
         )
     valid = last["valid"]
-    torch.testing.assert_close(last["old_logps"][valid], logps[valid], rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(last["entropies"][valid], entropies[valid], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(last["old_logps"][valid], logps[valid], rtol=0, atol=1e-4)
+    torch.testing.assert_close(last["entropies"][valid], entropies[valid], rtol=0, atol=1e-4)
+
+
+def test_recording_that_differs_from_a_forward_is_never_trusted(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    """Decoding statistics that do not match a full forward (bf16 rounding, simulated): a forward every step."""
+    from ispo import ISPOConfig, ISPOTrainer
+
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy"))
+    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
+    original = trainer._measure_recording
+
+    def shifted(recorded, forward, valid):
+        original(tuple(x + 0.02 for x in recorded), forward, valid)
+
+    trainer._measure_recording = shifted
+    for _ in range(2):
+        _one_batch(trainer, dataset)
+    metrics = trainer._metrics["train"]
+    assert trainer._recording_trusted is False
+    assert metrics["ispo/pi_old_from_generation"] == [0.0, 0.0] and len(metrics["time/ispo_old_logps"]) == 2
 
 
 def test_grad_accumulation_and_num_iterations(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
@@ -239,20 +262,79 @@ def test_grpo_without_diagnostics_runs_no_extra_pass(tiny_model_path, dataset, t
     assert not any(key.startswith(("time/ispo", "hc/", "critical/")) for key in record)
 
 
-def test_several_reward_functions_need_the_override(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
-    """A weighted sum of rewards is not a 0/1 outcome: refused unless allow_outcome_override."""
+def format_reward(completions, **kwargs):
+    """An auxiliary reward: 0.5 for a completion that contains a brace, else 0."""
+    return [0.5 * ("{" in (c[0]["content"] if isinstance(c, list) else c)) for c in completions]
+
+
+def test_outcome_reward_is_named_when_several_functions(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
     from ispo import ISPOConfig, ISPOTrainer
 
-    def format_reward(completions, **kwargs):
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy"))
+    with pytest.raises(ValueError, match="outcome_reward.*none is 'math_accuracy'"):
+        ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=dataset)
+    for bad, message in (("nope", "no reward function named 'nope'"), ("5", "index 5")):
+        args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", outcome_reward=bad))
+        with pytest.raises(ValueError, match=message):
+            ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=dataset)
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", reward_weights=[2.0]))
+    with pytest.raises(ValueError, match="must have weight 1"):
+        ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
+    grpo = ISPOConfig(**config_kwargs(tmp_path, method="grpo", reward_weights=[2.0]))  # GRPO trains on TRL's reward
+    ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=grpo, train_dataset=dataset)
+
+
+def test_accuracy_plus_format_reward_trains_and_logs_both(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+    """R_o drives the correct/incorrect branch; the auxiliary reward is added with its weight."""
+    from ispo import ISPOConfig, ISPOTrainer
+    from ispo.core import composite_reward, group_advantages
+
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", outcome_reward="1", reward_weights=[0.4, 1.0],
+                                      max_steps=2))
+    with pytest.warns(UserWarning, match="auxiliary rewards \\['format_reward'\\]"):
+        trainer = ISPOTrainer(tiny_model_path, reward_funcs=[format_reward, parity_reward], args=args,
+                              train_dataset=dataset)
+    trainer.train()
+    record = [entry for entry in trainer.state.log_history if "loss" in entry][-1]
+    assert "rewards/format_reward/mean" in record and "rewards/parity_reward/mean" in record
+    last, batch = trainer._ispo_last, trainer._ispo_last["batch"]
+    aux = 0.4 * trainer._ispo_rewards_per_func[:, 0]
+    torch.testing.assert_close(batch.auxiliary, aux)
+    assert torch.equal(batch.outcome, trainer._ispo_rewards_per_func[:, 1])
+    result = last["result"]
+    expected = composite_reward(batch.outcome, last["ifd"], result.token_reward, lambda_ifd=0.2, lambda_tok=0.2) + aux
+    torch.testing.assert_close(last["composite"], expected)
+    torch.testing.assert_close(last["advantages"], group_advantages(expected, args.num_generations))
+
+
+def test_outcome_outside_zero_one_stops_with_the_function_and_step(tiny_model_path, dataset, tmp_path, config_kwargs):
+    from ispo import ISPOConfig, ISPOTrainer
+
+    def half_reward(completions, **kwargs):
         return [0.5 for _ in completions]
 
     args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy"))
-    with pytest.raises(ValueError, match="allow_outcome_override"):
-        ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=dataset)
-    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", reward_weights=[2.0]))
-    with pytest.raises(ValueError, match="weight 1"):
-        ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
-    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", allow_outcome_override=True))
-    ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=dataset)
-    grpo = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", lambda_ifd=0.0, lambda_tok=0.0))
-    ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=grpo, train_dataset=dataset)
+    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[half_reward], args=args, train_dataset=dataset)
+    with pytest.raises(ValueError, match="outcome reward 'half_reward' returned 0.5 at step 0"):
+        trainer.train()
+
+
+@pytest.mark.parametrize("scale_rewards", ["group", "batch", "none"])
+def test_outcome_advantages_equal_trl_advantages(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward,
+                                                 scale_rewards):
+    """Contract: at weights 0, ISPO's advantages of the outcome reward are the ones TRL computed for the batch.
+
+    ``ispo.core.group_advantages`` mirrors TRL's sum_then_normalize reduction (group mean baseline, unbiased
+    NaN-aware std per group or over the batch, eps 1e-4, NaN -> 0); a TRL change to it fails here.
+    """
+    from ispo import ISPOConfig, ISPOTrainer
+
+    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", lambda_ifd=0.0, lambda_tok=0.0,
+                                      scale_rewards=scale_rewards, outcome_reward="parity_reward"))
+    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args,
+                          train_dataset=dataset)
+    batch = _one_batch(trainer, dataset)
+    last = trainer._ispo_last
+    assert bool((last["advantages"] != 0).any())
+    assert torch.equal(batch["advantages"], last["trl_advantages_local"])  # weights 0: TRL's stand
+    assert torch.equal(last["advantages"], last["trl_advantages_local"])  # one process: local == global

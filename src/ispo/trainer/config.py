@@ -1,22 +1,24 @@
-"""``ISPOConfig``: TRL's ``GRPOConfig`` plus the ISPO knobs (spec: ../shared/spec/ISPO.md).
+"""``ISPOConfig``: TRL's ``GRPOConfig`` plus the method choice and the ISPO knobs (docs/algorithm.md).
 
 Every field's help text is written once, here; ``ispo train`` turns the fields into YAML keys and
 ``--field value`` flags. Values marked [ours] are this project's choices where the paper is silent.
+Fields of a method other than ISPO carry the method's prefix (``rlpr_...``); ``ISPOConfig`` refuses
+them under another method (docs/methods.md).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from trl import GRPOConfig
 
-from ispo.core import CRITICAL_MODES
+from ispo.core import CRITICAL_MODES, INTRINSIC_GROUPS, INTRINSIC_SCALES
 
 IFD_ANSWERS: tuple[str, ...] = ("sampled", "reference")
 ANSWER_FORMATS: tuple[str, ...] = ("boxed", "answer_tag")
-TOKEN_CREDITS: tuple[str, ...] = ("sequence",)
+TOKEN_CREDITS: tuple[str, ...] = ("sequence", "critical")
 
 # critical mode -> whether it needs the drift filter (hence a reference model)
 CRITICAL_NEEDS_DRIFT: dict[str, bool] = {"intersection": True, "entropy": False, "drift": True, "union": True}
@@ -29,37 +31,56 @@ class ISPOConfig(GRPOConfig):
     With ``lambda_ifd = lambda_tok = 0`` the trainer is GRPO (it still logs the ISPO diagnostics).
     """
 
+    method: str = field(
+        default="ispo",
+        metadata={
+            "help": "Training method: 'ispo' or a registered baseline ('grpo', 'dr_grpo', 'entropy_tokens', "
+            "'self_certainty', 'rlpr', 'zvp', 'prog', 'pacr'; docs/methods.md). A method's TRL settings "
+            "(Dr.GRPO's loss_type and scale_rewards) fill the fields left at their defaults."
+        },
+    )
+    outcome_reward: str | None = field(
+        default=None,
+        metadata={
+            "help": "The reward function (name or index) whose 0/1 value is the outcome R_o. Default: the only "
+            "function, else 'math_accuracy'. Other functions are auxiliary: added with their weights to the reward."
+        },
+    )
+
     lambda_ifd: float = field(
         default=0.2,
-        metadata={"help": "Weight of the bounded Conditional IFD term in the composite reward (spec s3). [ours] 0.2."},
+        metadata={"help": "Weight of the bounded Conditional IFD term in the composite reward (docs/algorithm.md §3). [ours] 0.2."},
     )
     lambda_tok: float = field(
         default=0.2,
-        metadata={"help": "Weight of the token-level directional reward T_i (spec s3). [ours] 0.2."},
+        metadata={"help": "Weight of the token-level directional reward T_i (docs/algorithm.md §3). [ours] 0.2."},
     )
-    kappa: float = field(
+    kappa: float | str = field(
         default=2.0,
-        metadata={"help": "IFD bound: S~ = tanh(S / kappa) (spec s1). Must be > 0. [ours] 2.0."},
+        metadata={
+            "help": "IFD bound: S~ = tanh(S / kappa) (docs/algorithm.md §1). A number > 0, or 'auto' (the batch "
+            "median of |S| over answered rollouts, docs/algorithm.md §3b). [ours] 2.0."
+        },
     )
     rho_h: float = field(
         default=0.2,
-        metadata={"help": "Entropy filter: share of the batch's valid tokens with the highest entropy (spec s2). [ours] 0.2."},
+        metadata={"help": "Entropy filter: share of the batch's valid tokens with the highest entropy (docs/algorithm.md §2). [ours] 0.2."},
     )
     rho_d: float = field(
         default=0.5,
-        metadata={"help": "Drift filter: share of the batch's valid tokens with the largest |log pi_old - log pi_ref| (spec s2). [ours] 0.5."},
+        metadata={"help": "Drift filter: share of the batch's valid tokens with the largest |log pi_old - log pi_ref| (docs/algorithm.md §2). [ours] 0.5."},
     )
     delta_min: float = field(
         default=1e-3,
-        metadata={"help": "Drift filter: minimum drift for a token to count as drifted (spec s2). [ours] 1e-3."},
+        metadata={"help": "Drift filter: minimum drift for a token to count as drifted (docs/algorithm.md §2). [ours] 1e-3."},
     )
     tau: float = field(
         default=0.3,
-        metadata={"help": "Hinge threshold on normalised entropy for incorrect rollouts, in [0, 1] (spec s2). [ours] 0.3."},
+        metadata={"help": "Hinge threshold on normalised entropy for incorrect rollouts, in [0, 1] (docs/algorithm.md §2). [ours] 0.3."},
     )
     eta: float = field(
         default=1.0,
-        metadata={"help": "Hinge slope for confident tokens of incorrect rollouts, >= 0 (spec s2). [ours] 1.0."},
+        metadata={"help": "Hinge slope for confident tokens of incorrect rollouts, >= 0 (docs/algorithm.md §2). [ours] 1.0."},
     )
     critical: Literal["intersection", "entropy", "drift", "union"] = field(
         default="intersection",
@@ -84,40 +105,95 @@ class ISPOConfig(GRPOConfig):
             "choices": list(ANSWER_FORMATS),
         },
     )
-    token_credit: Literal["sequence"] = field(
+    token_credit: Literal["sequence", "critical"] = field(
         default="sequence",
         metadata={
-            "help": "How the token reward enters: 'sequence' (one T_i per rollout in the composite reward). [ours]",
+            "help": "How the token reward enters: 'sequence' (one T_i per rollout in the composite reward) or "
+            "'critical' (per-token advantages on critical tokens, docs/algorithm.md §3b). [ours]",
             "choices": list(TOKEN_CREDITS),
+        },
+    )
+    intrinsic_scale: Literal["group", "none", "outcome_floor", "decoupled"] = field(
+        default="group",
+        metadata={
+            "help": "How the composite reward is normalised in groups: 'group' (TRL's scale_rewards, the paper's), "
+            "'none', 'outcome_floor' or 'decoupled' (docs/algorithm.md §3b). [ours] option.",
+            "choices": list(INTRINSIC_SCALES),
+        },
+    )
+    intrinsic_groups: Literal["all", "mixed", "uniform"] = field(
+        default="all",
+        metadata={
+            "help": "Which groups receive the intrinsic terms: 'all', 'mixed' (outcomes differ) or 'uniform' "
+            "(all outcomes equal) (docs/algorithm.md §3b). [ours] option.",
+            "choices": list(INTRINSIC_GROUPS),
+        },
+    )
+    token_asymmetry: bool = field(
+        default=True,
+        metadata={
+            "help": "Token reward branches by outcome (the paper's). False: every rollout uses the correct-rollout "
+            "formula (the paper's 'no asymmetry' ablation, docs/algorithm.md §3b)."
         },
     )
     allow_outcome_override: bool = field(
         default=False,
         metadata={
             "help": "Allow weights with 2*lambda_ifd + lambda_tok >= 1, where intrinsic terms can rank an incorrect "
-            "rollout above a correct one (spec s3, outcome dominance). [ours]"
+            "rollout above a correct one (docs/algorithm.md §3, outcome dominance). [ours]"
         },
     )
     ispo_diagnostics: bool = field(
         default=True,
         metadata={
-            "help": "Compute the ISPO signals for the spec s4 diagnostics even when both weights are 0 (GRPO runs). "
+            "help": "Compute the ISPO signals for the docs/algorithm.md §4 diagnostics even when both weights are 0 (GRPO runs). "
             "Costs the same extra passes as ISPO; False skips them and logs only outcome-based diagnostics."
         },
     )
 
     def __post_init__(self):
+        _apply_method_settings(self)
         super().__post_init__()
         _check_fields(self)
 
     @property
     def ispo_enabled(self) -> bool:
-        """True when the composite reward differs from the outcome reward."""
-        return self.lambda_ifd != 0 or self.lambda_tok != 0
+        """True when the method is ISPO and its composite reward differs from the outcome reward."""
+        return self.method == "ispo" and (self.lambda_ifd != 0 or self.lambda_tok != 0)
 
     @property
     def needs_drift(self) -> bool:
         return CRITICAL_NEEDS_DRIFT[self.critical]
+
+
+def _apply_method_settings(config: ISPOConfig) -> None:
+    """Fill the GRPOConfig fields the method implies where they are at their defaults; refuse a conflict."""
+    from ispo.methods import get_method
+
+    method = get_method(config.method)
+    defaults = {f.name: f.default for f in fields(ISPOConfig)}
+    for name, value in method.trl_settings.items():
+        current = getattr(config, name)
+        if current == defaults[name]:
+            setattr(config, name, value)
+        elif current != value:
+            raise ValueError(
+                f"ISPOConfig.{name}: method {config.method!r} means {name}={value!r}, got {current!r}"
+            )
+
+
+def _check_method_fields(config: ISPOConfig) -> None:
+    """A field of another method (by its prefix) set away from its default is a mistake, named in one line."""
+    from ispo.methods import METHODS, get_method
+
+    own = get_method(config.method).prefix
+    for f in fields(ISPOConfig):
+        for method in METHODS.values():
+            if method.prefix and method.prefix != own and f.name.startswith(method.prefix):
+                if getattr(config, f.name) != f.default:
+                    raise ValueError(
+                        f"ISPOConfig.{f.name} belongs to method {method.name!r} but method is {config.method!r}"
+                    )
 
 
 def _check_fields(config: ISPOConfig) -> None:
@@ -127,13 +203,24 @@ def _check_fields(config: ISPOConfig) -> None:
         if not ok:
             raise ValueError(f"ISPOConfig.{name} {what}, got {getattr(config, name)!r}")
 
-    for name in ("lambda_ifd", "lambda_tok", "kappa", "rho_h", "rho_d", "delta_min", "tau", "eta"):
+    from ispo.methods import get_method
+
+    _check_method_fields(config)
+    if isinstance(config.kappa, str) and config.kappa != "auto":
+        try:
+            config.kappa = float(config.kappa)
+        except ValueError:
+            raise ValueError(f"ISPOConfig.kappa must be a number > 0 or 'auto', got {config.kappa!r}") from None
+    if config.outcome_reward is not None:
+        config.outcome_reward = str(config.outcome_reward)
+    numbers = ("lambda_ifd", "lambda_tok", "rho_h", "rho_d", "delta_min", "tau", "eta")
+    for name in numbers + (() if config.kappa == "auto" else ("kappa",)):
         value = getattr(config, name)
         require(name, isinstance(value, (int, float)) and not isinstance(value, bool), "must be a number")
         require(name, math.isfinite(value), "must be finite")
     require("lambda_ifd", config.lambda_ifd >= 0, "must be >= 0")
     require("lambda_tok", config.lambda_tok >= 0, "must be >= 0")
-    require("kappa", config.kappa > 0, "must be > 0")
+    require("kappa", config.kappa == "auto" or config.kappa > 0, "must be > 0 or 'auto'")
     require("rho_h", 0 < config.rho_h <= 1, "must be in (0, 1]")
     require("rho_d", 0 < config.rho_d <= 1, "must be in (0, 1]")
     require("delta_min", config.delta_min >= 0, "must be >= 0")
@@ -143,14 +230,18 @@ def _check_fields(config: ISPOConfig) -> None:
     require("ifd_answer", config.ifd_answer in IFD_ANSWERS, f"must be one of {IFD_ANSWERS}")
     require("answer_format", config.answer_format in ANSWER_FORMATS, f"must be one of {ANSWER_FORMATS}")
     require("token_credit", config.token_credit in TOKEN_CREDITS, f"must be one of {TOKEN_CREDITS}")
+    require("intrinsic_scale", config.intrinsic_scale in INTRINSIC_SCALES, f"must be one of {INTRINSIC_SCALES}")
+    require("intrinsic_groups", config.intrinsic_groups in INTRINSIC_GROUPS, f"must be one of {INTRINSIC_GROUPS}")
+    require("token_asymmetry", isinstance(config.token_asymmetry, bool), "must be true or false")
     if not config.allow_outcome_override and 2 * config.lambda_ifd + config.lambda_tok >= 1:
         raise ValueError(
             f"ISPOConfig.lambda_ifd / lambda_tok: 2*lambda_ifd + lambda_tok = "
             f"{2 * config.lambda_ifd + config.lambda_tok:g} >= 1 lets intrinsic terms rank an incorrect rollout "
-            "above a correct one (spec s3); lower them or set allow_outcome_override=True"
+            "above a correct one (docs/algorithm.md §3); lower them or set allow_outcome_override=True"
         )
-    if config.ispo_enabled and config.multi_objective_aggregation != "sum_then_normalize":
+    replaces_advantages = config.ispo_enabled if config.method == "ispo" else get_method(config.method).uses_outcome
+    if replaces_advantages and config.multi_objective_aggregation != "sum_then_normalize":
         raise ValueError(
-            "ISPOConfig.multi_objective_aggregation must be 'sum_then_normalize' when an ISPO weight is non-zero "
-            f"(the composite reward adds to the summed outcome), got {config.multi_objective_aggregation!r}"
+            f"ISPOConfig.multi_objective_aggregation must be 'sum_then_normalize' under method {config.method!r} "
+            f"(its reward adds to R_o and the weighted auxiliary rewards), got {config.multi_objective_aggregation!r}"
         )

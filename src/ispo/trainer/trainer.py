@@ -1,4 +1,4 @@
-"""``ISPOTrainer``: TRL's ``GRPOTrainer`` with the ISPO composite reward (spec: ../shared/spec/ISPO.md).
+"""``ISPOTrainer``: TRL's ``GRPOTrainer`` with the ISPO composite reward and its baselines (docs/algorithm.md).
 
 Hooks overridden, and why (nothing of TRL's is copied; each override calls the parent):
 
@@ -6,51 +6,55 @@ Hooks overridden, and why (nothing of TRL's is copied; each override calls the p
 - ``_get_per_token_logps_and_entropies``: while TRL scores a fresh generation batch, asks its forward
   for the entropies too (free: TRL's fused head computes them anyway) and keeps the result, so that
   when TRL computes ``old_per_token_logps`` no full-length forward runs twice.
-- ``_generate_and_score_completions``: after TRL's own, computes the ISPO signals under pi_old without
-  gradient, the composite reward over the global batch, and replaces ``advantages`` by the local slice
-  of ``ispo.core.group_advantages``. The loss is TRL's, unchanged.
+- ``_generate_single_turn``: records pi_old log-probs and entropies while ``transformers`` generates,
+  used once they are measured equal to a full forward (fp32), so no extra full-length forward.
+- ``_generate_and_score_completions``: after TRL's own, scores the batch in named stages
+  (``_score_rollouts``) and, when the method changes them, replaces ``advantages`` by the method's
+  (local rows). The loss is TRL's, unchanged.
 - ``log``: also appends one JSON object per logging step to ``<output_dir>/metrics.jsonl``.
 
-Departures from the paper (all spec [ours] knobs): see docs/training.md. With ``ifd_answer="reference"``
-the with-thinking term needs its own forward (prompt + thinking + marker + gold tokens), one per
-rollout; the counterfactual runs once per prompt. Rollouts without an answer get S = 0 in both modes.
+A step, as data (one ``RolloutBatch`` record from stage to stage)::
+
+    outcome (R_o + auxiliary rewards) -> statistics passes the method needs (agreed across processes)
+    -> one gather -> method (ispo.methods, maths in ispo.core) -> advantages -> diagnostics
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from accelerate.utils import is_peft_model
 from trl import GRPOTrainer
 from trl.models import prepare_deepspeed, prepare_fsdp
-from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.utils import add_fused_lm_head, create_model_from_path, disable_dropout_in_model, use_adapter
+from trl.trainer.utils import add_fused_lm_head, create_model_from_path, disable_dropout_in_model
 
+from ispo.answers import ANSWER_MARKERS, AnswerTokens, locate_answer_tokens
 from ispo.core import (
-    composite_reward,
-    conditional_ifd,
-    critical_token_mask,
     group_advantages,
     group_is_constant,
     masked_mean,
     normalized_entropy,
-    token_directional_reward,
     token_drift,
+    zero_advantage_groups,
 )
+from ispo.methods import MethodOutput, Pass, RolloutBatch, get_method
+from ispo.methods.builtin import ifd_pass, ifd_signal, ispo_signal_passes, ispo_token_signal
 from ispo.rewards import math_accuracy_reward
 from ispo.trainer.config import ISPOConfig
 from ispo.trainer.generation_stats import GenerationRecorder
 from ispo.trainer.metrics import MetricsWriter
-from ispo.trainer.spans import AnswerTokens, locate_answer_tokens
+from ispo.trainer.passes import Continuation, ForwardPasses, scatter_rows
 
-ANSWER_MARKERS: dict[str, str] = {"boxed": "\\boxed{", "answer_tag": "<answer>"}
+# Recorded decoding statistics are trusted when they match a full forward this closely (an order of
+# magnitude below the drift filter's default floor delta_min = 1e-3, so rounding cannot read as drift).
+RECORDING_TOLERANCE = 1e-4
 
 
 def check_dataset_rows(dataset, name: str, required: Sequence[str]) -> None:
@@ -72,11 +76,30 @@ def check_dataset_rows(dataset, name: str, required: Sequence[str]) -> None:
                 raise ValueError(f"{name} row {index}: {column!r} is empty")
 
 
+@dataclass
+class LocalRollouts:
+    """This process's rows of the generation batch, as the statistics passes need them."""
+
+    output: dict[str, Any]
+    inputs: list[dict]
+    spans: list[AnswerTokens | None]
+    completion_ids: list[list[int]]  # without padding
+    valid: torch.Tensor  # (B, T) bool
+    input_ids: torch.Tensor  # (B, Tp + T)
+    attention_mask: torch.Tensor  # (B, Tp + T)
+    batch_size: int
+
+    @property
+    def logits_to_keep(self) -> int:
+        return self.output["completion_ids"].size(1)
+
+
 class ISPOTrainer(GRPOTrainer):
-    """Drop-in for ``GRPOTrainer`` that trains on the ISPO composite reward.
+    """Drop-in for ``GRPOTrainer`` that trains with ``args.method`` (ISPO by default).
 
     Arguments are ``GRPOTrainer``'s; ``args`` must be an ``ISPOConfig``. Without ``reward_funcs`` the
-    outcome reward is ``ispo.rewards.math_accuracy`` on the dataset's ``answer`` column.
+    outcome reward is ``ispo.rewards.math_accuracy`` on the dataset's ``answer`` column. With several
+    reward functions, ``args.outcome_reward`` names the 0/1 outcome R_o; the others are auxiliary.
     """
 
     _tag_names = ["trl", "grpo", "ispo"]
@@ -98,12 +121,14 @@ class ISPOTrainer(GRPOTrainer):
         default_reward = reward_funcs is None
         if default_reward:
             reward_funcs = [math_accuracy_reward(args.answer_format)]
-        required = ["prompt"] + (["answer"] if default_reward or args.ifd_answer == "reference" else [])
+        self._method = get_method(args.method)
+        self._passes = self._method.passes(args) | (ispo_signal_passes(args) if args.ispo_diagnostics else set())
+        needs_gold = Pass.GOLD_ANSWER in self._passes or Pass.GOLD_PER_STEP in self._passes
+        required = ["prompt"] + (["answer"] if default_reward or needs_gold else [])
         check_dataset_rows(train_dataset, "train_dataset", required)
         check_dataset_rows(eval_dataset, "eval_dataset", required)
 
-        computes_signals = args.ispo_enabled or args.ispo_diagnostics
-        own_reference = computes_signals and args.needs_drift and args.beta == 0.0
+        own_reference = Pass.REFERENCE in self._passes and args.beta == 0.0
         uses_peft = kwargs.get("peft_config") is not None or (not isinstance(model, str) and is_peft_model(model))
         # A model passed as an object: copy it before TRL patches its forward; TRL would rebuild it from its
         # `_name_or_path`, which may not exist (a model built in memory).
@@ -112,16 +137,18 @@ class ISPOTrainer(GRPOTrainer):
             reference_copy = copy.deepcopy(model)
 
         super().__init__(model, reward_funcs, args, train_dataset, eval_dataset, **kwargs)
-        self._check_outcome_reward()
+        self._outcome_index = self._resolve_outcome_reward()
 
         self._ispo_capture: list | None = None
         self._ispo_recorder: GenerationRecorder | None = None
+        self._recording_trusted: bool | None = None  # None until measured against a full forward
         self._ispo_rewards_per_func: torch.Tensor | None = None
         self._ispo_ref_model = None
         self._ispo_tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        self._forward = ForwardPasses(self)
         self._metrics_writer = MetricsWriter(os.path.join(args.output_dir, "metrics.jsonl"))
-        config = self.model.config
-        self._vocab_size = int(config.get_text_config().vocab_size)
+        self._warned: set[str] = set()
+        self._vocab_size = int(self.model.config.get_text_config().vocab_size)
         if own_reference:
             if uses_peft:
                 self._drift_source = "adapter"
@@ -130,11 +157,11 @@ class ISPOTrainer(GRPOTrainer):
                 with torch.random.fork_rng():
                     self._ispo_ref_model = self._prepare_reference(model, reference_copy)
                 self._drift_source = "ispo_ref"
-        elif args.needs_drift and args.beta != 0.0:
+        elif Pass.REFERENCE in self._passes:
             self._drift_source = "trl_ref"
         else:
             self._drift_source = None
-        if computes_signals and not args.needs_drift:
+        if Pass.PI_OLD in self._passes and not args.needs_drift:
             self._log_once(f"ISPO: critical={args.critical!r} uses no drift filter; no reference model is loaded")
 
     # ----- set-up -----------------------------------------------------------------------------------
@@ -162,23 +189,52 @@ class ISPOTrainer(GRPOTrainer):
             return prepare_fsdp(reference, self.accelerator)
         return self.accelerator.prepare_model(reference, evaluation_mode=True)
 
-    def _check_outcome_reward(self) -> None:
-        """Outcome dominance (spec s3) and the correct/incorrect split assume one 0/1 outcome reward.
+    def _resolve_outcome_reward(self) -> int:
+        """Index of the reward function whose value is R_o (docs/algorithm.md, "The outcome reward").
 
-        Several reward functions, or a weight other than 1, let R_o take values such as 0.5 (a wrong but
-        well-formatted answer), which would count as correct and void the dominance guarantee.
+        ``args.outcome_reward`` names it (function name or index); by default the only function, else
+        ``math_accuracy``. The others are auxiliary: added with their weights to the method's reward, never
+        used for the correct/incorrect branch. R_o's own weight must be 1 (it is a 0/1 outcome).
         """
-        args = self.args
-        weights = self.reward_weights.tolist()
-        if args.ispo_enabled and not args.allow_outcome_override and (len(weights) != 1 or weights[0] != 1.0):
+        args, names = self.args, list(self.reward_func_names)
+        choice = args.outcome_reward
+        if choice is None:
+            if len(names) == 1:
+                index = 0
+            elif "math_accuracy" in names:
+                index = names.index("math_accuracy")
+            else:
+                raise ValueError(
+                    f"ISPOConfig.outcome_reward: {len(names)} reward functions {names} and none is 'math_accuracy'; "
+                    "name the 0/1 outcome reward (function name or index)"
+                )
+        elif str(choice).isdigit():
+            index = int(choice)
+            if index >= len(names):
+                raise ValueError(f"ISPOConfig.outcome_reward: index {index} but only {len(names)} reward functions")
+        elif choice in names:
+            index = names.index(choice)
+        else:
+            raise ValueError(f"ISPOConfig.outcome_reward: no reward function named {choice!r} (have {names})")
+        weight = float(self.reward_weights[index])
+        if self._method.uses_outcome and weight != 1.0 and not args.allow_outcome_override:
             raise ValueError(
-                f"ISPO needs a single 0/1 outcome reward with weight 1 (got {len(weights)} reward function(s) "
-                f"with weights {weights}): the correct/incorrect branch and outcome dominance assume it. "
-                "Set allow_outcome_override=True to train on a weighted sum anyway."
+                f"ISPOConfig.reward_weights: the outcome reward {names[index]!r} must have weight 1, got {weight:g} "
+                "(R_o is the 0/1 outcome; scale the auxiliary rewards instead, or set allow_outcome_override=True)"
             )
+        if len(names) > 1 and self._method.uses_outcome:
+            others = [n for i, n in enumerate(names) if i != index]
+            warnings.warn(
+                f"ISPO: outcome reward {names[index]!r}; auxiliary rewards {others} are added with their weights to "
+                "the trained reward and can reorder correct and incorrect rollouts (outcome dominance holds for R_o "
+                "and the intrinsic terms only)",
+                stacklevel=3,
+            )
+        return index
 
     def _log_once(self, message: str) -> None:
-        if self.accelerator.is_main_process:
+        if self.accelerator.is_main_process and message not in self._warned:
+            self._warned.add(message)
             print(message, flush=True)
 
     # ----- hooks ------------------------------------------------------------------------------------
@@ -204,13 +260,9 @@ class ISPOTrainer(GRPOTrainer):
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         args = self.args
-        # Not when the drift filter is on: drift compares pi_old with pi_ref, and pi_ref comes from a full
-        # forward. Decoding logits differ from a full forward by rounding (about 0.02 nats per token in
-        # bf16, above delta_min), so drift would measure that rounding instead of zero where the policy
-        # has not moved; a full forward for pi_old keeps both sides on the same path.
         record = (
-            (args.ispo_enabled or args.ispo_diagnostics)
-            and not args.needs_drift
+            Pass.PI_OLD in self._passes
+            and self._recording_trusted is not False
             and not self.use_vllm
             and not args.use_transformers_continuous_batching
             and not self.tools
@@ -240,7 +292,7 @@ class ISPOTrainer(GRPOTrainer):
             captured = self._ispo_capture
         finally:
             self._ispo_capture = None
-        self._score_ispo(output, inputs, captured)
+        self._score_rollouts(output, inputs, captured)
         return output
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -248,166 +300,306 @@ class ISPOTrainer(GRPOTrainer):
         if self.is_world_process_zero():
             self._metrics_writer.write(self.state.global_step, logs)
 
-    # ----- the ISPO signals -------------------------------------------------------------------------
+    # ----- the stages -------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _score_ispo(self, output: dict[str, Any], inputs: list[dict], captured: list) -> None:
-        """Compute the composite reward for this generation batch and replace ``output["advantages"]``."""
-        args = self.args
+    def _score_rollouts(self, output: dict[str, Any], inputs: list[dict], captured: list) -> None:
+        """Outcome -> statistics passes -> gather -> method -> advantages -> diagnostics, for one batch."""
         mode = "train" if self.model.training else "eval"
-        metrics = self._metrics[mode]
-        num_generations = self.num_generations if mode == "train" else self.num_generations_eval
-        device = self.accelerator.device
         start = time.perf_counter()
+        timings: dict[str, float] = {}
+        local = self._local_rollouts(output, inputs, mode)
+        batch = self._outcome_stage(local, mode)
+        statistics = self._statistics_stage(local, captured, timings)
+        batch = self._gather_stage(batch, local, statistics)
+        result = self._method.compute(batch, self.args)
+        advantages = self._advantages_stage(output, batch, result)
+        self._diagnostics_stage(batch, result, advantages, mode)
+        if self._passes:  # GRPO without diagnostics runs no pass: nothing worth timing
+            timings["time/ispo_total"] = time.perf_counter() - start
+        for key, seconds in timings.items():
+            self._metrics[mode][key].append(seconds)
 
+    def _local_rollouts(self, output: dict[str, Any], inputs: list[dict], mode: str) -> LocalRollouts:
+        args = self.args
         completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
-        valid = completion_mask.bool()  # (B, T)
+        valid = completion_mask.bool()
         if "tool_mask" in output:
             valid = valid & output["tool_mask"].bool()
         lengths = completion_mask.sum(dim=1).tolist()
-        local_rows = completion_ids.size(0)
-
-        rewards_per_func = self._ispo_rewards_per_func  # (N, F)
-        weights = self.reward_weights.to(rewards_per_func.device)
-        outcome = (rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)  # (N,)
-        outcome[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
-        scorable = ~torch.isnan(outcome)
-        correct = scorable & (outcome >= 0.5)
-
-        spans = locate_answer_tokens(
-            self._ispo_tokenizer,
-            [row[:n] for row, n in zip(completion_ids.tolist(), lengths, strict=True)],
-            args.answer_format,
-        )
-        has_answer = torch.tensor([float(span is not None) for span in spans], device=device)
-        has_answer_global = self.accelerator.gather(has_answer).bool()  # gloo gathers no bool tensors
-
-        metrics["zero_adv_rate/outcome"].append(group_is_constant(outcome, num_generations).float().mean().item())
-        metrics["accuracy"].append(masked_mean(correct.float(), scorable).item())
-        metrics["no_answer_rate"].append((~has_answer_global).float().mean().item())
-        lengths_global = self.accelerator.gather(completion_mask.sum(dim=1))
-        metrics["completion_length"].append(lengths_global.float().mean().item())
-
-        if not (args.ispo_enabled or args.ispo_diagnostics):
-            # GRPO without diagnostics: the composite reward is the outcome, TRL's advantages stand.
-            composite_advantages = group_advantages(outcome, num_generations, scale=self.scale_rewards)
-            metrics["zero_adv_rate/composite"].append(_zero_advantage_rate(composite_advantages, num_generations))
-            return
-        if any(key in output for key in ("pixel_values", "image_grid_thw", "token_type_ids", "mm_token_type_ids")):
+        ids = [row[:n] for row, n in zip(completion_ids.tolist(), lengths, strict=True)]
+        if self._passes and any(key in output for key in ("pixel_values", "image_grid_thw", "token_type_ids")):
             raise NotImplementedError("ISPOTrainer computes its signals for text-only models")
+        return LocalRollouts(
+            output=output,
+            inputs=inputs,
+            spans=locate_answer_tokens(self._ispo_tokenizer, ids, args.answer_format),
+            completion_ids=ids,
+            valid=valid,
+            input_ids=torch.cat([output["prompt_ids"], completion_ids], dim=1),
+            attention_mask=torch.cat([output["prompt_mask"], completion_mask], dim=1),
+            batch_size=args.per_device_train_batch_size if mode == "train" else args.per_device_eval_batch_size,
+        )
 
-        prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
-        logits_to_keep = completion_ids.size(1)
-        batch_size = args.per_device_train_batch_size if mode == "train" else args.per_device_eval_batch_size
-        timings = {}
-
-        # pi_old log-probs and entropies: TRL's when it computed them (entropies captured from that forward)
-        # or, when TRL computed none, recorded while generating; a forward only when neither is available
-        old_logps = output.get("old_per_token_logps")
-        entropies = next((ent for logps, ent, _ in captured if old_logps is not None and logps is old_logps), None)
-        if entropies is None and old_logps is None and self._ispo_recorder is not None:
-            recorded = self._ispo_recorder.result(completion_ids, completion_mask)
-            if recorded is not None:
-                old_logps, entropies = recorded
-            self._ispo_recorder = None
-        from_generation = entropies is not None and "old_per_token_logps" not in output
-        metrics["ispo/pi_old_from_generation"].append(float(from_generation))
-        if entropies is None:
-            tick = time.perf_counter()
-            with self._inference_context():
-                old_logps, entropies, _ = self._get_per_token_logps_and_entropies(
-                    self.model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy=True
+    def _outcome_stage(self, local: LocalRollouts, mode: str) -> RolloutBatch:
+        """R_o, the auxiliary rewards and TRL's summed reward, global rows; R_o outside {0, 1} stops the run."""
+        rewards_per_func = self._ispo_rewards_per_func  # (N, F), gathered by TRL
+        weights = self.reward_weights.to(rewards_per_func.device)
+        outcome = rewards_per_func[:, self._outcome_index].clone()
+        if self._method.uses_outcome:
+            bad = ~torch.isnan(outcome) & (outcome != 0) & (outcome != 1)
+            if bool(bad.any()):
+                name = self.reward_func_names[self._outcome_index]
+                raise ValueError(
+                    f"ISPO: outcome reward {name!r} returned {outcome[bad][0].item():g} at step {self.state.global_step}; "
+                    "R_o must be 0 or 1 (None = unscorable); see docs/algorithm.md, 'The outcome reward'"
                 )
-            timings["time/ispo_old_logps"] = time.perf_counter() - tick
-        self._check_finite("rollout log-probs under pi_old", old_logps, valid)
-        self._check_finite("rollout entropies under pi_old", entropies, valid)
-
-        # pi_ref log-probs for the drift filter
-        ref_logps = None
-        if args.needs_drift:
-            ref_logps = output.get("ref_per_token_logps")
-            if ref_logps is None and self._drift_source in ("ispo_ref", "adapter"):
-                tick = time.perf_counter()
-                ref_logps = self._reference_logps(input_ids, attention_mask, logits_to_keep, batch_size)
-                timings["time/ispo_ref_logps"] = time.perf_counter() - tick
-            if ref_logps is not None:
-                self._check_finite("rollout log-probs under pi_ref", ref_logps, valid)
-        drift = None if ref_logps is None else token_drift(old_logps.float(), ref_logps.float())
-        metrics["drift/enabled"].append(float(drift is not None))
-
-        # Conditional IFD, per local rollout
-        tick = time.perf_counter()
-        ifd = self._conditional_ifd(output, inputs, spans, old_logps, batch_size)  # (B_local,)
-        timings["time/ispo_counterfactual"] = time.perf_counter() - tick
-
-        # Everything batch-wide runs on the global batch (quantiles, groups), then local rows are kept.
-        entropies_g = self._gather_tokens(entropies.float())
-        logps_g = self._gather_tokens(old_logps.float())
-        valid_g = self._gather_tokens(valid.float()).bool()
-        drift_g = None if drift is None else self._gather_tokens(drift)
-        ifd_g = self.accelerator.gather(ifd.float())
-
-        norm_entropy = normalized_entropy(entropies_g, self._vocab_size)
-        critical = critical_token_mask(
-            entropies_g, valid_g, drift_g,
-            rho_h=args.rho_h, rho_d=args.rho_d, delta_min=args.delta_min, mode=args.critical,
+        weighted = rewards_per_func * weights.unsqueeze(0)
+        others = torch.ones(weighted.size(1), dtype=torch.bool, device=weighted.device)
+        others[self._outcome_index] = False
+        auxiliary = weighted[:, others].nansum(dim=1)
+        reward = weighted.nansum(dim=1)
+        reward[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan  # TRL's unscorable rows
+        has_answer = torch.tensor([float(s is not None) for s in local.spans], device=self.accelerator.device)
+        return RolloutBatch(
+            num_generations=self.num_generations if mode == "train" else self.num_generations_eval,
+            outcome=outcome,
+            auxiliary=auxiliary,
+            reward=reward,
+            has_answer=self.accelerator.gather(has_answer).bool(),  # gloo gathers no bool tensors
+            valid=local.valid,  # local until the gather stage
+            vocab_size=self._vocab_size,
         )
-        token_reward = token_directional_reward(logps_g, norm_entropy, critical, correct, tau=args.tau, eta=args.eta)
-        composite = composite_reward(
-            outcome,
-            ifd_g,
-            token_reward,
-            lambda_ifd=args.lambda_ifd,
-            lambda_tok=args.lambda_tok,
-            kappa=args.kappa,
-            outcome_conditioned=args.ifd_answer == "sampled",
-        )
-        composite_advantages = group_advantages(composite, num_generations, scale=self.scale_rewards)
-        trl_advantages = output["advantages"]
-        if args.ispo_enabled:
-            process_slice = slice(
-                self.accelerator.process_index * local_rows, (self.accelerator.process_index + 1) * local_rows
-            )
-            output["advantages"] = composite_advantages[process_slice].to(output["advantages"].dtype)
+
+    def _statistics_stage(self, local: LocalRollouts, captured: list, timings: dict) -> dict[str, torch.Tensor]:
+        """Run the passes this method (and the diagnostics) need, on local rows; returns RolloutBatch fields."""
+        statistics: dict[str, torch.Tensor] = {}
+        passes = self._passes
+        if Pass.PI_OLD in passes or Pass.REFERENCE in passes or ifd_pass(self.args) in passes:
+            statistics["old_logps"], statistics["entropies"] = self._pi_old_statistics(local, captured, timings)
+        if Pass.REFERENCE in passes:
+            drift = self._drift(local, statistics["old_logps"], timings)
+            if drift is not None:
+                statistics["drift"] = drift
+        if Pass.ANSWER_WITHOUT_REASONING in passes:
+            with _timed(timings, "time/ispo_counterfactual"):
+                statistics.update(self._answer_without_reasoning(local, statistics["old_logps"]))
+        if Pass.GOLD_ANSWER in passes:
+            with _timed(timings, "time/ispo_gold_answer"):
+                statistics.update(self._gold_answer(local))
+        for name in ("old_logps", "entropies", "drift"):
+            if name in statistics:
+                self._check_finite(f"rollout {name}", statistics[name], local.valid)
+        return statistics
+
+    def _gather_stage(self, batch: RolloutBatch, local: LocalRollouts, statistics: dict) -> RolloutBatch:
+        """One gather of every local statistic (token dimensions padded to the widest process)."""
+        gather = self._forward.gather_rows
+        batch.valid = gather(local.valid.float()).bool()
+        for name, values in statistics.items():
+            gathered = gather(values.float() if values.dtype != torch.bool else values.float())
+            setattr(batch, name, gathered.bool() if values.dtype == torch.bool else gathered)
+        return batch
+
+    def _advantages_stage(self, output: dict[str, Any], batch: RolloutBatch, result: MethodOutput) -> torch.Tensor:
+        """The global advantages trained on; writes this process's rows into ``output["advantages"]``."""
+        advantages = result.advantages
+        if advantages is None and result.rewards is not None:
+            advantages = group_advantages(result.rewards, batch.num_generations, scale=self.scale_rewards)
+        self._trl_advantages_local = output["advantages"]
+        if advantages is None:  # TRL's advantages stand (GRPO bit for bit)
+            return group_advantages(batch.reward, batch.num_generations, scale=self.scale_rewards)
+        local_rows = output["completion_ids"].size(0)
+        rows = slice(self.accelerator.process_index * local_rows, (self.accelerator.process_index + 1) * local_rows)
+        local = advantages[rows]
+        if local.dim() == 2:  # per-token advantages: the local token width
+            local = local[:, : output["completion_ids"].size(1)]
+        output["advantages"] = local.to(output["advantages"].dtype)
+        if advantages.dim() == 1:
             # TRL logged its outcome advantages for the completions table; show the ones trained on
             logged = self._logs["advantages"]
-            for _ in range(min(len(composite_advantages), len(logged))):
+            for _ in range(min(len(advantages), len(logged))):
                 logged.pop()
-            logged.extend(composite_advantages.tolist())
-        # the last batch's signals, global rows (for tests and debugging)
-        self._ispo_last = {
-            "outcome": outcome, "ifd": ifd_g, "token_reward": token_reward, "composite": composite,
-            "advantages": composite_advantages, "critical": critical, "trl_advantages_local": trl_advantages,
-            "old_logps": logps_g, "entropies": entropies_g, "valid": valid_g,
-        }
+            logged.extend(advantages.tolist())
+        return advantages
 
+    def _diagnostics_stage(self, batch: RolloutBatch, result: MethodOutput, advantages: torch.Tensor, mode: str):
+        """The failure-mode diagnostics (docs/algorithm.md §4) for every method; NaN/absent when not computed."""
+        args, metrics, g = self.args, self._metrics[mode], batch.num_generations
+        correct, scorable = batch.correct, batch.scorable
         incorrect = scorable & ~correct
-        probs = logps_g.exp()
-        metrics["zero_adv_rate/composite"].append(_zero_advantage_rate(composite_advantages, num_generations))
+        metrics["zero_adv_rate/outcome"].append(group_is_constant(batch.outcome, g).float().mean().item())
+        metrics["zero_adv_rate/composite"].append(
+            zero_advantage_groups(advantages, g, batch.valid if advantages.dim() == 2 else None).float().mean().item()
+        )
+        metrics["accuracy"].append(masked_mean(correct.float(), scorable).item())
+        metrics["no_answer_rate"].append((~batch.has_answer).float().mean().item())
+        metrics["completion_length"].append(batch.valid.float().sum(dim=1).mean().item())
+        rewards = result.rewards if result.rewards is not None else batch.reward
+        metrics["reward/composite"].append(torch.nanmean(rewards).item())
+        for key, value in result.metrics.items():
+            metrics[key].append(value)
+        self._ispo_last = {
+            "outcome": batch.outcome, "composite": rewards, "advantages": advantages, "batch": batch, "result": result,
+            "trl_advantages_local": self._trl_advantages_local,
+        }
+        ifd = ifd_signal(batch, args)
+        if ifd is not None:
+            answered_incorrect = incorrect & batch.has_answer  # S = 0 without an answer is a definition, not a measure
+            metrics["ifd/correct"].append(masked_mean(ifd, correct).item())
+            metrics["ifd/incorrect"].append(masked_mean(ifd, answered_incorrect).item())
+            self._ispo_last["ifd"] = ifd
+        if batch.entropies is None:
+            return
+        critical, token_reward = result.critical, result.token_reward
+        if critical is None or token_reward is None:
+            critical, token_reward = ispo_token_signal(batch, args)
+        norm_entropy = normalized_entropy(batch.entropies, batch.vocab_size)
+        probs = batch.old_logps.exp()
         for name, rows in (("correct", correct), ("incorrect", incorrect)):
             on_critical = critical & rows.unsqueeze(1)
             metrics[f"hc/{name}"].append(masked_mean(probs, on_critical).item())
             metrics[f"hc/{name}_entropy"].append(masked_mean(norm_entropy, on_critical).item())
-            metrics[f"ifd/{name}"].append(masked_mean(ifd_g, rows).item())
             metrics[f"tok_reward/{name}"].append(masked_mean(token_reward, rows).item())
-        metrics["critical/frac"].append((critical.sum() / valid_g.sum().clamp(min=1)).item())
-        metrics["entropy/pi_old"].append(masked_mean(entropies_g, valid_g).item())
-        metrics["entropy/pi_old_normalized"].append(masked_mean(norm_entropy, valid_g).item())
-        if drift_g is not None:
-            metrics["drift/mean"].append(masked_mean(drift_g, valid_g).item())
-        metrics["reward/composite"].append(torch.nanmean(composite).item())
-        timings["time/ispo_total"] = time.perf_counter() - start
-        for key, seconds in timings.items():
-            metrics[key].append(seconds)
+        metrics["critical/frac"].append((critical.sum() / batch.valid.sum().clamp(min=1)).item())
+        metrics["entropy/pi_old"].append(masked_mean(batch.entropies, batch.valid).item())
+        metrics["entropy/pi_old_normalized"].append(masked_mean(norm_entropy, batch.valid).item())
+        metrics["drift/enabled"].append(float(batch.drift is not None))
+        if batch.drift is not None:
+            metrics["drift/mean"].append(masked_mean(batch.drift, batch.valid).item())
+        self._ispo_last.update(
+            token_reward=token_reward, critical=critical, old_logps=batch.old_logps, entropies=batch.entropies,
+            valid=batch.valid,
+        )
 
-    # ----- pieces -----------------------------------------------------------------------------------
+    # ----- the passes -------------------------------------------------------------------------------
 
-    @contextmanager
-    def _inference_context(self):
-        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
-            yield
+    def _pi_old_statistics(self, local: LocalRollouts, captured: list, timings: dict):
+        """``(old_logps, entropies)`` ``(B, T)``: TRL's forward when it ran one (entropies captured from it),
+        else the statistics recorded while generating once they have been measured equal to a full forward,
+        else a full forward. Whether to run the forward is agreed across processes."""
+        output = local.output
+        old_logps = output.get("old_per_token_logps")
+        entropies = next((ent for logps, ent, _ in captured if old_logps is not None and logps is old_logps), None)
+        recorded = None
+        if entropies is None and old_logps is None and self._ispo_recorder is not None:
+            recorded = self._ispo_recorder.result(output["completion_ids"], output["completion_mask"])
+        self._ispo_recorder = None
+        use_recorded = recorded is not None and self._recording_trusted is True
+        need_forward = self._forward.any_process(entropies is None and not use_recorded)
+        metrics = self._metrics["train" if self.model.training else "eval"]
+        if not need_forward:
+            metrics["ispo/pi_old_from_generation"].append(float(entropies is None))
+            return (old_logps, entropies) if entropies is not None else recorded
+        with _timed(timings, "time/ispo_old_logps"):
+            forward = self._forward.rollout_statistics(
+                self.model, local.input_ids, local.attention_mask, local.logits_to_keep, local.batch_size
+            )
+        if self._recording_trusted is None:
+            self._measure_recording(recorded, forward, local.valid)
+        metrics["ispo/pi_old_from_generation"].append(0.0)
+        return forward
+
+    def _measure_recording(self, recorded, forward, valid) -> None:
+        """Trust the recorded decoding statistics from now on only if they equal a full forward on every process.
+
+        In fp32 they agree to ~1e-6; in bf16 cached decoding rounds differently (~0.02 nats per token), which
+        would bias the IFD's with-reasoning term against its full-forward counterfactual and read as drift.
+        """
+        if recorded is None:
+            verdict = -1.0  # nothing to compare on this process
+        else:
+            close = all(
+                torch.allclose(r[valid].float(), f[valid].float(), rtol=0.0, atol=RECORDING_TOLERANCE)
+                for r, f in zip(recorded, forward, strict=True)
+            )
+            verdict = float(close)
+        verdicts = self.accelerator.gather(torch.tensor([verdict], device=self.accelerator.device))
+        if bool((verdicts >= 0).all()):
+            self._recording_trusted = bool((verdicts == 1).all())
+            state = "match" if self._recording_trusted else "do not match"
+            self._log_once(f"ISPO: decoding statistics {state} a full forward; pi_old "
+                           f"{'comes from generation' if self._recording_trusted else 'needs a forward'} from now on")
+
+    def _drift(self, local: LocalRollouts, old_logps: torch.Tensor, timings: dict) -> torch.Tensor | None:
+        """(B, T) |log pi_old - log pi_ref|, or None when no reference model is available."""
+        ref_logps = local.output.get("ref_per_token_logps")
+        run = ref_logps is None and self._drift_source in ("ispo_ref", "adapter")
+        if self._forward.any_process(run):
+            with _timed(timings, "time/ispo_ref_logps"):
+                ref_logps = self._forward.reference_logps(
+                    self._drift_source, local.input_ids, local.attention_mask, local.logits_to_keep, local.batch_size
+                )
+        if ref_logps is None:
+            return None
+        self._check_finite("rollout log-probs under pi_ref", ref_logps, local.valid)
+        return token_drift(old_logps.float(), ref_logps.float())
+
+    def _answer_without_reasoning(self, local: LocalRollouts, old_logps) -> dict[str, torch.Tensor]:
+        """The rollout's answer tokens with the reasoning (read off ``old_logps``) and after prompt + marker only."""
+        rows = [i for i, span in enumerate(local.spans) if span is not None]
+        continuations = [
+            Continuation(
+                row=r,
+                ids=local.completion_ids[r][local.spans[r].marker_start : local.spans[r].answer_end],
+                start=local.spans[r].answer_start - local.spans[r].marker_start,
+                end=local.spans[r].answer_end - local.spans[r].marker_start,
+            )
+            for r in rows
+        ]
+        output = local.output
+        without, mask = self._forward.score_continuations(
+            output["prompt_ids"], output["prompt_mask"], continuations, local.batch_size
+        )
+        with_ = torch.zeros_like(without)
+        for i, r in enumerate(rows):
+            span = local.spans[r]
+            with_[i, : span.answer_end - span.answer_start] = old_logps[r, span.answer_start : span.answer_end]
+        num_rows = len(local.spans)
+        with_, mask_all = scatter_rows(with_, mask, rows, num_rows)
+        without, _ = scatter_rows(without, mask, rows, num_rows)
+        self._check_finite("answer log-probs", with_, mask_all)
+        self._check_finite("counterfactual answer log-probs", without, mask_all)
+        return {"answer_logps_with": with_, "answer_logps_without": without, "answer_mask": mask_all}
+
+    def _gold_answer(self, local: LocalRollouts) -> dict[str, torch.Tensor]:
+        """The gold answer's tokens after prompt + reasoning + marker (every rollout; the reasoning is the
+        completion before its answer marker, or all of it), and once per prompt after prompt + marker only."""
+        tokenizer, output = self._ispo_tokenizer, local.output
+        marker = tokenizer(ANSWER_MARKERS[self.args.answer_format], add_special_tokens=False)["input_ids"]
+        golds = [tokenizer(str(x["answer"]), add_special_tokens=False)["input_ids"] for x in local.inputs]
+        rows = [r for r in range(len(golds)) if golds[r]]
+        eos = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+        with_cont = []
+        for r in rows:
+            span = local.spans[r]
+            reasoning = local.completion_ids[r][: span.marker_start] if span is not None else local.completion_ids[r]
+            while reasoning and reasoning[-1] in eos:
+                reasoning = reasoning[:-1]
+            ids = reasoning + marker + golds[r]
+            with_cont.append(Continuation(r, ids, len(ids) - len(golds[r]), len(ids)))
+        prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
+        with_logps, mask = self._forward.score_continuations(prompt_ids, prompt_mask, with_cont, local.batch_size)
+        # one counterfactual per prompt: rows with the same prompt and gold share it
+        first_of: dict[int, int] = {}
+        for r in rows:
+            same = (p for p in first_of.values() if golds[p] == golds[r] and torch.equal(prompt_ids[p], prompt_ids[r]))
+            first_of[r] = next(same, r)
+        unique = sorted(set(first_of.values()))
+        without_cont = [Continuation(r, marker + golds[r], len(marker), len(marker) + len(golds[r])) for r in unique]
+        unique_logps, _ = self._forward.score_continuations(prompt_ids, prompt_mask, without_cont, local.batch_size)
+        num_rows = len(local.spans)
+        if rows:
+            position = {r: i for i, r in enumerate(unique)}
+            index = torch.tensor([position[first_of[r]] for r in rows], device=unique_logps.device)
+            without_logps = unique_logps[index][:, : with_logps.size(1)]
+        else:
+            without_logps = with_logps
+        with_logps, mask_all = scatter_rows(with_logps, mask, rows, num_rows)
+        without_logps, _ = scatter_rows(without_logps, mask, rows, num_rows)
+        self._check_finite("gold answer log-probs", with_logps, mask_all)
+        self._check_finite("gold answer log-probs without the reasoning", without_logps, mask_all)
+        return {"gold_logps_with": with_logps, "gold_logps_without": without_logps, "gold_mask": mask_all}
 
     def _check_finite(self, what: str, values: torch.Tensor, valid: torch.Tensor) -> None:
         if not bool(torch.isfinite(values[valid]).all()):
@@ -416,146 +608,15 @@ class ISPOTrainer(GRPOTrainer):
                 "the dtype and the model's logits)"
             )
 
-    def _gather_tokens(self, values: torch.Tensor) -> torch.Tensor:
-        """(B_local, T_local) -> (N, T_max): pad the token dimension to the longest process, then gather."""
-        padded = self.accelerator.pad_across_processes(values, dim=1, pad_index=0)
-        return self.accelerator.gather(padded)
 
-    def _reference_logps(self, input_ids, attention_mask, logits_to_keep, batch_size) -> torch.Tensor:
-        with self._inference_context():
-            if self._drift_source == "adapter":
-                model = self.accelerator.unwrap_model(self.model)
-                with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
-                    logps, _, _ = self._get_per_token_logps_and_entropies(
-                        self.model, input_ids, attention_mask, logits_to_keep, batch_size
-                    )
-            else:
-                logps, _, _ = self._get_per_token_logps_and_entropies(
-                    self._ispo_ref_model, input_ids, attention_mask, logits_to_keep, batch_size
-                )
-        return logps
+class _timed:
+    """``with _timed(timings, key):`` adds the block's wall time to ``timings[key]``."""
 
-    def _answer_logps(
-        self, rows: list[int], prompt_ids, prompt_mask, continuations: list[list[int]], answer_ranges, batch_size
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Score ``prompt[row] + continuation`` and return the log-probs of each answer range.
+    def __init__(self, timings: dict, key: str):
+        self.timings, self.key = timings, key
 
-        Returns ``(R, A)`` log-probs and the ``(R, A)`` bool answer mask, answer tokens left-aligned.
-        Every process runs the same number of forwards (padding with a one-token dummy), since sharded
-        models (ZeRO-3, FSDP) gather parameters collectively inside each forward.
-        """
-        device = prompt_ids.device
-        num_chunks = math.ceil(len(rows) / batch_size)
-        if self.accelerator.num_processes > 1:
-            counts = self.accelerator.gather(torch.tensor([num_chunks], device=device))
-            total_chunks = int(counts.max())
-        else:
-            total_chunks = num_chunks
-        chunks = []
-        for chunk in range(total_chunks):
-            part = list(range(chunk * batch_size, min((chunk + 1) * batch_size, len(rows))))
-            if part:
-                chunks.append(self._score_continuations([rows[i] for i in part], prompt_ids, prompt_mask,
-                                                        [continuations[i] for i in part]))
-            else:  # this process has no more rows: a dummy forward keeps the collectives in step
-                self._score_continuations([0], prompt_ids, prompt_mask, [[self._ispo_tokenizer.pad_token_id]])
-        if not rows:
-            empty = torch.zeros((0, 1), device=device)
-            return empty, empty.bool()
-        width = max(c.size(1) for c in chunks)
-        logps = torch.cat([torch.nn.functional.pad(c, (0, width - c.size(1))) for c in chunks])
-        return _take_ranges(logps, answer_ranges)
+    def __enter__(self):
+        self.start = time.perf_counter()
 
-    def _score_continuations(self, rows, prompt_ids, prompt_mask, continuations) -> torch.Tensor:
-        """``(R, C)`` log-probs of right-padded continuations after the (left-padded) prompts of ``rows``."""
-        device = prompt_ids.device
-        width = max(len(c) for c in continuations)
-        cont = torch.full((len(rows), width), self._ispo_tokenizer.pad_token_id, dtype=prompt_ids.dtype, device=device)
-        cont_mask = torch.zeros((len(rows), width), dtype=prompt_mask.dtype, device=device)
-        for i, ids in enumerate(continuations):
-            cont[i, : len(ids)] = torch.tensor(ids, dtype=prompt_ids.dtype, device=device)
-            cont_mask[i, : len(ids)] = 1
-        index = torch.tensor(rows, device=device)
-        input_ids = torch.cat([prompt_ids[index], cont], dim=1)
-        attention_mask = torch.cat([prompt_mask[index], cont_mask], dim=1)
-        with self._inference_context():
-            logps, _, _ = self._get_per_token_logps_and_entropies(
-                self.model, input_ids, attention_mask, width, len(rows)
-            )
-        return logps
-
-    def _conditional_ifd(self, output, inputs, spans: list[AnswerTokens | None], old_logps, batch_size) -> torch.Tensor:
-        """S_i for the local rollouts (spec s1); 0 where a rollout has no answer."""
-        device = old_logps.device
-        ifd = torch.zeros(len(spans), device=device)
-        if self.args.lambda_ifd == 0 and not self.args.ispo_diagnostics:
-            return ifd
-        rows = [i for i, span in enumerate(spans) if span is not None]
-        completion_ids = output["completion_ids"].tolist()
-        prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
-        if self.args.ifd_answer == "sampled":
-            # with thinking: the rollout's own answer-token log-probs; without: prompt + marker + answer
-            continuations = [completion_ids[r][spans[r].marker_start : spans[r].answer_end] for r in rows]
-            answer_ranges = [
-                (spans[r].answer_start - spans[r].marker_start, spans[r].answer_end - spans[r].marker_start)
-                for r in rows
-            ]
-            without_logps, answer_mask = self._answer_logps(
-                rows, prompt_ids, prompt_mask, continuations, answer_ranges, batch_size
-            )
-            if rows:
-                own_ranges = [(spans[r].answer_start, spans[r].answer_end) for r in rows]
-                with_logps, _ = _take_ranges(old_logps, own_ranges, rows)
-        else:
-            rows, with_logps, without_logps, answer_mask = self._reference_answer_logps(
-                rows, spans, completion_ids, inputs, prompt_ids, prompt_mask, batch_size
-            )
-        if not rows:
-            return ifd
-        self._check_finite("answer log-probs", with_logps, answer_mask)
-        self._check_finite("counterfactual answer log-probs", without_logps, answer_mask)
-        ifd[torch.tensor(rows, device=device)] = conditional_ifd(with_logps.float(), without_logps.float(), answer_mask)
-        return ifd
-
-    def _reference_answer_logps(self, rows, spans, completion_ids, inputs, prompt_ids, prompt_mask, batch_size):
-        """``ifd_answer="reference"``: score the gold answer's tokens after the rollout's thinking and, once per
-        prompt, without it. The marker is the tokenised marker string, the gold is tokenised on its own."""
-        tokenizer = self._ispo_tokenizer
-        marker = tokenizer(ANSWER_MARKERS[self.args.answer_format], add_special_tokens=False)["input_ids"]
-        golds = {r: tokenizer(str(inputs[r]["answer"]), add_special_tokens=False)["input_ids"] for r in rows}
-        rows = [r for r in rows if golds[r]]
-        with_cont = [completion_ids[r][: spans[r].marker_start] + marker + golds[r] for r in rows]
-        with_ranges = [(len(c) - len(golds[r]), len(c)) for c, r in zip(with_cont, rows, strict=True)]
-        with_logps, answer_mask = self._answer_logps(rows, prompt_ids, prompt_mask, with_cont, with_ranges, batch_size)
-        # one counterfactual per prompt: rows with the same prompt and gold share it
-        first_of: dict[int, int] = {}
-        for r in rows:
-            same = (p for p in first_of.values() if golds[p] == golds[r] and torch.equal(prompt_ids[p], prompt_ids[r]))
-            previous = next(same, None)
-            first_of[r] = r if previous is None else previous
-        unique = sorted(set(first_of.values()))
-        without_cont = [marker + golds[r] for r in unique]
-        without_ranges = [(len(marker), len(marker) + len(golds[r])) for r in unique]
-        unique_logps, _ = self._answer_logps(unique, prompt_ids, prompt_mask, without_cont, without_ranges, batch_size)
-        if not rows:
-            return rows, with_logps, with_logps, answer_mask
-        position = {r: i for i, r in enumerate(unique)}
-        without_logps = unique_logps[torch.tensor([position[first_of[r]] for r in rows], device=unique_logps.device)]
-        return rows, with_logps, without_logps, answer_mask
-
-
-def _zero_advantage_rate(advantages: torch.Tensor, num_generations: int) -> float:
-    """Share of groups whose advantages are all ~0 (they are centred per group, so constant means zero)."""
-    return group_is_constant(advantages, num_generations).float().mean().item()
-
-
-def _take_ranges(logps: torch.Tensor, ranges: list[tuple[int, int]], rows: list[int] | None = None):
-    """Gather ``logps[row, start:end]`` for each range into a left-aligned ``(R, A)`` tensor and its mask."""
-    rows = list(range(len(ranges))) if rows is None else rows
-    width = max(end - start for start, end in ranges)
-    out = torch.zeros((len(ranges), width), dtype=logps.dtype, device=logps.device)
-    mask = torch.zeros((len(ranges), width), dtype=torch.bool, device=logps.device)
-    for i, (row, (start, end)) in enumerate(zip(rows, ranges, strict=True)):
-        out[i, : end - start] = logps[row, start:end]
-        mask[i, : end - start] = True
-    return out, mask
+    def __exit__(self, *exc):
+        self.timings[self.key] = self.timings.get(self.key, 0.0) + time.perf_counter() - self.start

@@ -1,0 +1,176 @@
+"""The method registry: a name -> which forward passes the method needs + how its signals become rewards.
+
+A method is a function ``compute(batch, config) -> MethodOutput`` registered with ``@register_method``.
+It reads the typed record ``RolloutBatch`` (global rows, gathered across processes) and returns
+rewards and/or advantages computed by ``ispo.core`` functions: no maths lives here or in the trainer.
+``ISPOTrainer`` runs only the passes a method declares (plus the diagnostics' passes when
+``ispo_diagnostics`` is on), so GRPO pays for nothing it does not use.
+
+Adding a method (docs/methods.md has the full example)::
+
+    from ispo.methods import MethodOutput, Pass, register_method
+
+    @register_method("my_method", passes={Pass.PI_OLD}, prefix="my_method_")
+    def my_method(batch, config):
+        bonus = ...  # a pure function of batch.old_logps, batch.valid, ...
+        return MethodOutput(rewards=batch.outcome + batch.auxiliary + bonus)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+class Pass(str, enum.Enum):
+    """The statistics a method can ask for; each is one kind of forward pass (or none, when reused)."""
+
+    PI_OLD = "pi_old"  # per-token log-probs and entropies of the sampled tokens under pi_old
+    REFERENCE = "reference"  # per-token log-probs under pi_ref (the drift filter)
+    ANSWER_WITHOUT_REASONING = "answer_without_reasoning"  # the rollout's answer after prompt + marker only
+    GOLD_ANSWER = "gold_answer"  # the gold answer's tokens after prompt + reasoning + marker, and without reasoning
+    PROMPT_ONLY = "prompt_only"  # per-token log-probs of the prompt itself
+    VOCAB_MEAN_LOGP = "vocab_mean_logp"  # per completion token, the mean log-prob over the whole vocabulary
+    GOLD_PER_STEP = "gold_per_step"  # the gold answer after each newline-delimited prefix of the reasoning
+
+
+@dataclass
+class RolloutBatch:
+    """One generation batch as the method sees it: global rows (N = P * G), in TRL's order.
+
+    Filled stage by stage by ``ISPOTrainer``: outcome first, then the statistics of the passes that
+    ran (``None`` when a pass did not run), gathered across processes.
+    """
+
+    num_generations: int
+    outcome: torch.Tensor  # (N,) R_o in {0, 1}; NaN = unscorable
+    auxiliary: torch.Tensor  # (N,) weighted sum of the auxiliary reward functions (0 when there are none)
+    reward: torch.Tensor  # (N,) TRL's reward: the weighted sum of every function, NaN where all are None
+    has_answer: torch.Tensor  # (N,) bool: an answer span was found
+    valid: torch.Tensor  # (N, T) bool: real completion tokens
+    vocab_size: int
+    old_logps: torch.Tensor | None = None  # (N, T) log p of sampled tokens under pi_old
+    entropies: torch.Tensor | None = None  # (N, T) entropy of pi_old(. | prefix), nats
+    drift: torch.Tensor | None = None  # (N, T) |log pi_old - log pi_ref|
+    answer_logps_with: torch.Tensor | None = None  # (N, A) the rollout's answer tokens, reasoning in context
+    answer_logps_without: torch.Tensor | None = None  # (N, A) the same tokens after prompt + marker only
+    answer_mask: torch.Tensor | None = None  # (N, A) bool; all false for a rollout without an answer
+    gold_logps_with: torch.Tensor | None = None  # (N, A) gold answer tokens after the reasoning
+    gold_logps_without: torch.Tensor | None = None  # (N, A) gold answer tokens without the reasoning
+    gold_mask: torch.Tensor | None = None  # (N, A) bool
+    prompt_logps: torch.Tensor | None = None  # (N, Tp) log-probs of the prompt tokens (first one excluded)
+    prompt_logp_mask: torch.Tensor | None = None  # (N, Tp) bool
+    vocab_mean_logp: torch.Tensor | None = None  # (N, T) (1/|V|) sum_j log pi_j per completion token
+    step_gold_logps: torch.Tensor | None = None  # (N, K+1, A) gold answer after k reasoning steps, k = 0..K
+    step_gold_mask: torch.Tensor | None = None  # (N, K+1, A) bool
+    extras: dict[str, Any] = field(default_factory=dict)  # anything a method hands to diagnostics
+
+    @property
+    def scorable(self) -> torch.Tensor:
+        return ~torch.isnan(self.outcome)
+
+    @property
+    def correct(self) -> torch.Tensor:
+        """(N,) bool: R_o = 1 (docs/algorithm.md §2: correct means R_o >= 0.5)."""
+        return self.scorable & (self.outcome >= 0.5)
+
+
+@dataclass
+class MethodOutput:
+    """What a method returns; ``None`` fields fall back to the layer below.
+
+    - ``rewards`` (N,): the reward the method trains on (logged as ``reward/composite``); when
+      ``advantages`` is None the trainer turns it into TRL's group advantages (``scale_rewards``).
+    - ``advantages`` (N,) or (N, T): used as they are (per-token advantages go to TRL's loss as is).
+    - both None: TRL's own advantages stand (plain GRPO, bit for bit).
+    - ``token_reward`` (N,) and ``critical`` (N, T): the ISPO token signal, when the method has one.
+    - ``metrics``: extra scalars to log, e.g. ``{"ifd/saturated": 0.3}``.
+    """
+
+    rewards: torch.Tensor | None = None
+    advantages: torch.Tensor | None = None
+    token_reward: torch.Tensor | None = None
+    critical: torch.Tensor | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+MethodFn = Callable[[RolloutBatch, Any], MethodOutput]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered method: its name, the passes it needs for a given config, its config-field prefix."""
+
+    name: str
+    compute: MethodFn
+    passes: Callable[[Any], frozenset[Pass]]
+    prefix: str | None = None  # config fields starting with this belong to the method
+    trl_settings: dict[str, Any] = field(default_factory=dict)  # GRPOConfig fields the method implies
+    uses_outcome: bool = True  # reads R_o as a 0/1 outcome (GRPO's family trains on TRL's reward as it is)
+    summary: str = ""
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(
+    name: str,
+    *,
+    passes: Iterable[Pass] | Callable[[Any], Iterable[Pass]] = (),
+    prefix: str | None = None,
+    trl_settings: dict[str, Any] | None = None,
+    uses_outcome: bool = True,
+    summary: str = "",
+) -> Callable[[MethodFn], MethodFn]:
+    """Decorator: register ``compute`` under ``name``.
+
+    ``passes`` is a set of ``Pass`` values, or a function of the config returning one (when the passes
+    depend on a knob). ``prefix`` names the method's own config fields (``ISPOConfig`` refuses them under
+    another method). ``trl_settings`` are ``GRPOConfig`` fields the method implies (Dr.GRPO's loss type):
+    ``ISPOConfig`` fills them where the user left the default and refuses a conflicting value.
+    ``uses_outcome=False`` (GRPO's family) skips the 0/1 check on R_o: such methods train on TRL's reward.
+    """
+    if not name or not name.replace("_", "").isalnum():
+        raise ValueError(f"method name must be a non-empty identifier, got {name!r}")
+    if callable(passes):
+        passes_fn = passes
+    else:
+        fixed = frozenset(Pass(p) for p in passes)
+        passes_fn = lambda config: fixed  # noqa: E731
+
+    def decorator(compute: MethodFn) -> MethodFn:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is already registered")
+        METHODS[name] = Method(
+            name=name,
+            compute=compute,
+            passes=lambda config: frozenset(Pass(p) for p in passes_fn(config)),
+            prefix=prefix,
+            trl_settings=dict(trl_settings or {}),
+            uses_outcome=uses_outcome,
+            summary=summary or (compute.__doc__ or "").strip().split("\n")[0],
+        )
+        return compute
+
+    return decorator
+
+
+def get_method(name: str) -> Method:
+    """The registered method ``name``; a one-line ``ValueError`` listing the known ones otherwise."""
+    _load_builtin()
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; registered methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def method_names() -> list[str]:
+    _load_builtin()
+    return sorted(METHODS)
+
+
+def _load_builtin() -> None:
+    import ispo.methods.builtin  # noqa: F401  (registers the built-in methods on import)
