@@ -69,11 +69,25 @@ def perturb(model, scale: float = 0.05, seed: int = 1) -> None:
             p.add_(scale * torch.randn(p.shape, generator=generator).to(p.device, p.dtype))
 
 
-def score(trainer, rows: slice, completions=COMPLETIONS) -> dict:
-    """Run the ISPO scoring on the fixed rollouts ``rows`` (the local part) and return the output dict."""
+def score(trainer, rows: slice, completions=COMPLETIONS, *, with_trl_statistics: bool = False) -> dict:
+    """Run the ISPO scoring on the fixed rollouts ``rows`` (the local part) and return the output dict.
+
+    ``with_trl_statistics``: hand over pi_old log-probs and entropies as TRL's own forward would (so this
+    process needs no pi_old forward of its own).
+    """
     tokenizer = trainer.processing_class
     output, inputs = local_batch(tokenizer, rows, trainer.accelerator.device, completions)
     trainer.model.train()
     trainer._ispo_rewards_per_func = global_rewards(trainer.accelerator.device)
-    trainer._score_rollouts(output, inputs, captured=[])
+    captured = []
+    if with_trl_statistics:
+        input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+        attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+        with torch.no_grad():
+            logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
+                trainer.model, input_ids, attention_mask, output["completion_ids"].size(1), compute_entropy=True
+            )
+        output["old_per_token_logps"] = logps
+        captured = [(logps, entropies, None)]
+    trainer._score_rollouts(output, inputs, captured=captured)
     return output

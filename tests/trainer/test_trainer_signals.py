@@ -184,6 +184,14 @@ def test_processes_run_equal_forwards_when_only_one_has_answers(tiny_model_path,
 
 
 @pytest.mark.timeout(300)
+def test_pi_old_forward_is_agreed_when_only_one_process_needs_it(tiny_model_path, tmp_path):
+    """One process has TRL's pi_old statistics, the other must run a forward: both run it (no lone sharded forward)."""
+    two = _run_scoring(_launch_two, tiny_model_path, tmp_path / "two.json", variant="fallback_one_rank")
+    assert two["num_processes"] == 2
+    assert two["forwards_per_process"][0] == two["forwards_per_process"][1]
+
+
+@pytest.mark.timeout(300)
 def test_two_process_training_runs_end_to_end(tmp_path):
     """The whole pipeline (generation hook, gathers, counterfactuals) under DDP with two gloo workers."""
     out = tmp_path / "run"

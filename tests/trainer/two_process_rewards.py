@@ -1,9 +1,11 @@
 """Score the fixed rollouts on 1 or N processes; the main process writes the global results as JSON.
 
-    python two_process_rewards.py MODEL_DIR OUT.json [lopsided]
-    accelerate launch --multi_gpu --num_processes 2 two_process_rewards.py MODEL_DIR OUT.json [lopsided]
+    python two_process_rewards.py MODEL_DIR OUT.json [VARIANT]
+    accelerate launch --multi_gpu --num_processes 2 two_process_rewards.py MODEL_DIR OUT.json [VARIANT]
 
-Also records how many forwards each process ran: sharded models (ZeRO-3, FSDP) need them equal.
+VARIANT: "" (the fixed rollouts), "lopsided" (answers on the first process only), "fallback_one_rank"
+(the second process has TRL's pi_old statistics, the first must run a forward for them). Also records
+how many forwards each process ran: sharded models (ZeRO-3, FSDP) need them equal.
 """
 
 from __future__ import annotations
@@ -34,17 +36,27 @@ def main(model_dir: str, out_path: str, variant: str = "") -> None:
     state = PartialState()
     assert state.num_processes * local == total, (state.num_processes, local)
     fixed.perturb(trainer.model)
-    forwards = []
-    count_forwards = trainer._get_per_token_logps_and_entropies
+    forwards, scoring = [], []
+    count_forwards, score_rollouts = trainer._get_per_token_logps_and_entropies, trainer._score_rollouts
 
     def counted(*args, **kwargs):
-        forwards.append(1)
+        if scoring:  # forwards of the scoring stages only, not the test's own set-up
+            forwards.append(1)
         return count_forwards(*args, **kwargs)
 
+    def scored(*args, **kwargs):
+        scoring.append(True)
+        try:
+            return score_rollouts(*args, **kwargs)
+        finally:
+            scoring.clear()
+
     trainer._get_per_token_logps_and_entropies = counted
+    trainer._score_rollouts = scored
     completions = fixed.COMPLETIONS_LOPSIDED if variant == "lopsided" else fixed.COMPLETIONS
     rows = slice(state.process_index * local, (state.process_index + 1) * local)
-    output = fixed.score(trainer, rows, completions)
+    with_trl = variant == "fallback_one_rank" and state.process_index == 1
+    output = fixed.score(trainer, rows, completions, with_trl_statistics=with_trl)
     forwards_per_process = trainer.accelerator.gather(torch.tensor([len(forwards)])).tolist()
     advantages = trainer.accelerator.gather(output["advantages"])
     last = trainer._ispo_last
