@@ -1,4 +1,4 @@
-"""Group-relative advantages, as TRL's GRPOTrainer computes them (spec section 3)."""
+"""Group-relative advantages, as TRL's GRPOTrainer computes them (docs/algorithm.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Critical decision tokens: the entropy and drift filters (spec section 2)."""
+"""Critical decision tokens: the entropy and drift filters (docs/algorithm.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reductions behind the training-dynamics diagnostics (spec section 4)."""
+"""Reductions behind the training-dynamics diagnostics (docs/algorithm.md §4)."""
 
 from __future__ import annotations
 
