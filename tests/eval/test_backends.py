@@ -140,3 +140,19 @@ def test_vllm_adapter_against_a_stand_in_module(monkeypatch, tokenizer):
     assert params[0].kwargs["logprobs"] == 0 and params[0].kwargs["max_tokens"] == 5
     assert tokenizer.eos_token_id in params[0].kwargs["stop_token_ids"]
     assert generations[0].token_logprobs == [-0.5, -0.25] and generations[0].finish_reason == "length"
+
+
+def test_eval_never_imports_the_trainer_nor_trl():
+    code = (
+        "import sys\n"
+        "import ispo.eval, ispo.eval.runner, ispo.eval.cli, ispo.eval.backends, ispo.eval.summary\n"
+        "from ispo.eval.confidence import answer_confidences\n"
+        "from ispo.models.tiny import build_char_tokenizer\n"
+        "tokenizer = build_char_tokenizer()\n"
+        "ids = tokenizer('so \\\\boxed{12}', add_special_tokens=False)['input_ids']\n"
+        "assert answer_confidences(tokenizer, [ids], [[-0.5] * len(ids)])[0] is not None\n"
+        "bad = [m for m in sys.modules if m.startswith(('trl', 'ispo.trainer'))]\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -104,3 +104,18 @@ def test_end_to_end_on_the_shared_benchmarks(tiny_checkpoint, benchmarks_dir, tm
     assert {name: b["num_problems"] for name, b in summary["benchmarks"].items()} == {"gsm8k": 2, "aime24": 2}
     table = (output_dir / "summary.md").read_text()
     assert "| Model | AIME24 | GSM8K | Avg. |" in table
+
+
+def test_an_unknown_hub_model_offline_is_one_line_and_exit_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    benchmark = write_jsonl(tmp_path / "toy.jsonl", ROWS)
+    argv = ["eval", "--model", "ispo-tests/no-such-model", "--benchmarks", str(benchmark), "--output-dir", str(tmp_path / "o")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-m", "ispo", *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ispo eval: error")]
+    assert len(errors) == 1 and "model ispo-tests/no-such-model cannot be loaded" in errors[0]
+    assert "Traceback" not in result.stderr

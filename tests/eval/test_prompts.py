@@ -1,6 +1,13 @@
 import pytest
 
-from ispo.eval.prompts import INSTRUCTIONS, build_prompt, encode_prompt, resolve_template
+from ispo.eval.prompts import (
+    INSTRUCTIONS,
+    NO_CHAT_TEMPLATE,
+    build_prompt,
+    choose_prompt_format,
+    encode_prompt,
+    resolve_template,
+)
 
 PROBLEM = "Compute $\\frac{1}{2} + \\frac{1}{2}$."
 
@@ -42,15 +49,35 @@ def test_bad_custom_templates_are_refused(template):
         resolve_template(template)
 
 
-def test_chat_needs_a_chat_template(tokenizer):
+def test_without_a_chat_template_qwen_math_falls_back_to_plain_and_chat_insists(tokenizer):
     import copy
 
     without_template = copy.deepcopy(tokenizer)
     without_template.chat_template = None
+    chosen = choose_prompt_format(without_template)
+    assert (chosen.template, chosen.chat, chosen.description) == ("plain", False, NO_CHAT_TEMPLATE)
+    assert build_prompt(without_template, PROBLEM) == build_prompt(tokenizer, PROBLEM, template="plain")
+    with pytest.raises(ValueError, match="--chat: the tokenizer has no chat template"):
+        build_prompt(without_template, PROBLEM, chat=True)
     with pytest.raises(ValueError, match="no chat template"):
-        build_prompt(without_template, PROBLEM)
+        choose_prompt_format(without_template, "plain", chat=True)
     text, _ = build_prompt(without_template, PROBLEM, chat=False)
     assert text == f"{INSTRUCTIONS['boxed']}\n\n{PROBLEM}\n"
+
+
+@pytest.mark.parametrize(
+    ("template", "chat", "description"),
+    [
+        ("qwen_math", None, "qwen_math (chat template)"),
+        ("qwen_math", False, "qwen_math (no chat template)"),
+        ("plain", None, "plain"),
+        ("plain", True, "plain (chat template)"),
+        ("Q: {problem}", None, "custom"),
+        ("Q: {problem}", True, "custom (chat template)"),
+    ],
+)
+def test_the_format_is_described(tokenizer, template, chat, description):
+    assert choose_prompt_format(tokenizer, template, chat).description == description
 
 
 def test_encode_prompt_round_trips(tokenizer):

@@ -39,6 +39,7 @@ class ScriptedBackend:
     def __init__(self, tokenizer, *, fail_after_calls=None, answers=ANSWERS):
         self.tokenizer = tokenizer
         self.calls = []
+        self.prompts_seen = []
         self.fail_after_calls = fail_after_calls
         self.answers = answers
 
@@ -46,6 +47,7 @@ class ScriptedBackend:
         if self.fail_after_calls is not None and len(self.calls) >= self.fail_after_calls:
             raise Interrupted
         self.calls.append(len(prompts))
+        self.prompts_seen += [list(p) for p in prompts]
         generations = []
         for prompt in prompts:
             text = self.tokenizer.decode(prompt)
@@ -195,13 +197,61 @@ def test_config_accepts_comma_separated_benchmarks():
     assert EvalConfig(model="some/dir/ckpt-100/", output_dir="o").display_name == "ckpt-100"
 
 
-def test_a_chat_prompt_without_a_chat_template_is_a_clear_error(benchmark_file, tmp_path, tokenizer):
+def test_without_a_chat_template_the_plain_prompt_is_used_said_once_and_recorded(benchmark_file, tmp_path, tokenizer, caplog):
     import copy
 
     plain_tokenizer = copy.deepcopy(tokenizer)
     plain_tokenizer.chat_template = None
-    with pytest.raises(EvalError, match="no chat template"):
-        evaluate(config(benchmark_file, tmp_path / "out"), backend=ScriptedBackend(plain_tokenizer))
+    output_dir = tmp_path / "out"
     backend = ScriptedBackend(plain_tokenizer)
-    evaluate(config(benchmark_file, tmp_path / "out", prompt="plain"), backend=backend)
-    assert sum(backend.calls) == 5
+    summary = evaluate(config(benchmark_file, output_dir, batch_size=2), backend=backend)
+    notices = [r.getMessage() for r in caplog.records if "chat template" in r.getMessage()]
+    assert notices == ["ispo eval: scripted: the tokenizer has no chat template; using the plain prompt (prompt_format in summary.json)"]
+    assert summary["prompt_format"] == "plain (tokenizer has no chat template)"
+    assert json.loads((output_dir / "summary.json").read_text())["prompt_format"] == summary["prompt_format"]
+    assert summary["benchmarks"]["toy"]["metrics"]["pass@1"]["value"] == pytest.approx(3 / 5)
+    # the prompts were the plain template, not the chat one
+    assert plain_tokenizer.decode(backend.prompts_seen[0]).startswith("Question: ")
+    again = evaluate(config(benchmark_file, output_dir, batch_size=2), backend=NoBackend())  # nothing to generate
+    assert again["prompt_format"] == summary["prompt_format"]
+
+
+def test_chat_insists_on_the_template_and_fails_before_generating(benchmark_file, tmp_path, tokenizer):
+    import copy
+
+    plain_tokenizer = copy.deepcopy(tokenizer)
+    plain_tokenizer.chat_template = None
+    backend = ScriptedBackend(plain_tokenizer)
+    with pytest.raises(EvalError, match="scripted: --chat: the tokenizer has no chat template"):
+        evaluate(config(benchmark_file, tmp_path / "out", chat=True), backend=backend)
+    assert backend.calls == []
+    summary = evaluate(config(benchmark_file, tmp_path / "chat", chat=True), backend=ScriptedBackend(tokenizer))
+    assert summary["prompt_format"] == "qwen_math (chat template)"
+
+
+def test_chat_without_a_template_on_the_command_line_is_one_line_and_exit_2(benchmark_file, tmp_path, tokenizer, monkeypatch, capsys):
+    import copy
+
+    from ispo.cli import main
+
+    plain_tokenizer = copy.deepcopy(tokenizer)
+    plain_tokenizer.chat_template = None
+    monkeypatch.setattr("ispo.eval.runner.make_backend", lambda config: ScriptedBackend(plain_tokenizer))
+    argv = ["eval", "--model", "base-model", "--benchmarks", str(benchmark_file), "--output-dir", str(tmp_path / "o")]
+    assert main([*argv, "--chat"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "ispo eval: error: base-model: --chat: the tokenizer has no chat template; leave --chat out to use the plain "
+        "prompt, or pass --tokenizer with a chat template"
+    ]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["prompt_format"] == "plain (tokenizer has no chat template)"
+
+
+def test_a_damaged_samples_file_is_a_clear_error(benchmark_file, tmp_path, tokenizer):
+    output_dir = tmp_path / "out"
+    evaluate(config(benchmark_file, output_dir, limit=2), backend=ScriptedBackend(tokenizer))
+    lines = (output_dir / "samples.jsonl").read_text().splitlines()
+    (output_dir / "samples.jsonl").write_text(lines[0] + "\n{oops\n" + lines[1] + "\n")
+    with pytest.raises(EvalError, match=r"samples\.jsonl:2: not valid JSON"):
+        evaluate(config(benchmark_file, output_dir, limit=2), backend=NoBackend())

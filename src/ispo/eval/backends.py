@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import torch
-from transformers import LogitsProcessor
+
+from ispo.models.recording import GenerationRecorder
 
 
 @dataclass(frozen=True)
@@ -54,38 +55,6 @@ def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
     vocab = tokenizer.get_vocab()
     ids.extend(vocab[token] for token in _EXTRA_STOP_TOKENS if token in vocab)
     return sorted(set(int(i) for i in ids))
-
-
-class _SampledLogprobRecorder(LogitsProcessor):
-    """Records log pi(sampled token) from the raw logits while ``generate`` runs.
-
-    Custom processors run before the temperature and top-p warpers in ``generate``, so the scores
-    seen here are the model's. The token sampled at step t is only known at step t + 1 (as the
-    last column of ``input_ids``); the last step is gathered by :meth:`finish`. Only one ``(B, V)``
-    log-softmax is kept, never the whole ``(B, T, V)`` history.
-    """
-
-    def __init__(self, prompt_length: int):
-        self.prompt_length = prompt_length
-        self.previous: torch.Tensor | None = None  # (B, V)
-        self.logprobs: list[torch.Tensor] = []  # T x (B,)
-
-    def _gather(self, tokens: torch.Tensor) -> None:
-        self.logprobs.append(self.previous.gather(1, tokens[:, None].to(self.previous.device))[:, 0])
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if input_ids.shape[1] > self.prompt_length:
-            self._gather(input_ids[:, -1])
-        self.previous = torch.log_softmax(scores.float(), dim=-1)
-        return scores
-
-    def finish(self, sequences: torch.LongTensor) -> torch.Tensor:
-        """``(B, T)`` log-probs of ``sequences[:, prompt_length:]``."""
-        if sequences.shape[1] > self.prompt_length:
-            self._gather(sequences[:, -1])
-        if not self.logprobs:
-            return torch.zeros(sequences.shape[0], 0)
-        return torch.stack(self.logprobs, dim=1).cpu()
 
 
 class HFBackend:
@@ -177,17 +146,21 @@ class HFBackend:
             pad_token_id=self.pad_id,
             **sampling,
         )
-        recorder = _SampledLogprobRecorder(prompt_length)
+        recorder = GenerationRecorder(temperature=1.0)  # log-probs of the raw distribution, whatever the sampling
         if do_sample:
             torch.manual_seed(seed)
         sequences = self.model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention_mask.to(device),
             generation_config=generation_config,
-            logits_processor=LogitsProcessorList([recorder]),
+            logits_processor=LogitsProcessorList([recorder.logits_processor()]),
         )  # (B, L + T)
-        logprobs = recorder.finish(sequences)  # (B, T)
-        completions = sequences[:, prompt_length:].cpu()  # (B, T)
+        completions = sequences[:, prompt_length:]  # (B, T)
+        recorded = recorder.result(completions, torch.ones_like(completions))
+        if recorded is None:
+            raise RuntimeError("generate did not decode one token per step; the log-probs cannot be recorded")
+        logprobs = recorded[0].cpu()  # (B, T)
+        completions = completions.cpu()
         stop_ids = set(self.stop_ids)
         generations = []
         for row in range(completions.shape[0]):

@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         summary = evaluate(config_from_args(args))
-    except (EvalError, BenchmarkError, ImportError, OSError) as error:  # OSError: model or tokenizer not found
-        print(f"ispo eval: error: {error}", file=sys.stderr)
+    except (EvalError, BenchmarkError, ImportError, OSError) as error:  # OSError: an unwritable output folder, say
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        print(f"ispo eval: error: {lines[0]}", file=sys.stderr)
         return 2
     from ispo.eval.summary import markdown_table
 

@@ -2,7 +2,8 @@
 
 ``qwen_math`` is the prompt Qwen2.5-Math is evaluated with: the instruction as the system message
 and the problem as the user message, rendered by the model's own chat template. ``plain`` is for
-base models without a chat template. A custom template is any other ``--prompt`` value (or
+base models without a chat template, and what ``qwen_math`` falls back to when the tokenizer has
+none (unless ``--chat`` insists). A custom template is any other ``--prompt`` value (or
 ``@FILE``): text containing ``{problem}`` and optionally ``{instruction}``, substituted literally
 (LaTeX braces elsewhere in it are left alone). The instruction names the marker that
 ``--answer-format`` extracts.
@@ -10,6 +11,7 @@ base models without a chat template. A custom template is any other ``--prompt``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ispo.verify import AnswerFormat
@@ -44,6 +46,42 @@ def resolve_template(template: str) -> str:
     return template
 
 
+@dataclass(frozen=True)
+class PromptFormat:
+    """How problems are rendered: the template actually used, whether the chat template wraps it,
+    and a description for ``summary.json``."""
+
+    template: str
+    chat: bool
+    description: str
+
+
+NO_CHAT_TEMPLATE = "plain (tokenizer has no chat template)"
+
+
+def choose_prompt_format(tokenizer, template: str = "qwen_math", chat: bool | None = None) -> PromptFormat:
+    """Settle the prompt format for ``tokenizer``.
+
+    ``chat=None`` means the chat template for ``qwen_math`` only; a tokenizer without one then falls
+    back to the ``plain`` prompt (described as :data:`NO_CHAT_TEMPLATE`). ``chat=True`` insists.
+
+    Raises:
+        ValueError: ``chat=True`` and the tokenizer has no chat template.
+    """
+    name = template if template in BUILTIN_TEMPLATES else "custom"
+    wants_chat = (template == "qwen_math") if chat is None else chat
+    if not wants_chat:
+        return PromptFormat(template, False, f"{name} (no chat template)" if template == "qwen_math" else name)
+    if getattr(tokenizer, "chat_template", None):
+        return PromptFormat(template, True, f"{name} (chat template)")
+    if chat:
+        raise ValueError(
+            "--chat: the tokenizer has no chat template; leave --chat out to use the plain prompt, "
+            "or pass --tokenizer with a chat template"
+        )
+    return PromptFormat("plain", False, NO_CHAT_TEMPLATE)
+
+
 def build_prompt(
     tokenizer,
     problem: str,
@@ -56,16 +94,20 @@ def build_prompt(
 
     Args:
         template: ``qwen_math``, ``plain``, or a resolved custom template (see :func:`resolve_template`).
-        chat: wrap in the tokenizer's chat template; ``None`` means yes for ``qwen_math`` only.
-            With a plain or custom template the rendered text becomes the user message.
+        chat: wrap in the tokenizer's chat template; ``None`` means yes for ``qwen_math`` only (and the
+            plain prompt for a tokenizer without one, see :func:`choose_prompt_format`). With a plain
+            or custom template the rendered text becomes the user message.
 
     Returns:
         ``(text, add_special_tokens)``: chat-rendered text already holds its special tokens, so it
         must be tokenised without adding more (a second BOS); plain text gets the tokenizer's own.
     """
+    chosen = choose_prompt_format(tokenizer, template, chat)
+    template, use_chat = chosen.template, chosen.chat
     instruction = INSTRUCTIONS[answer_format]
-    use_chat = (template == "qwen_math") if chat is None else chat
     if template == "qwen_math":
+        if not use_chat:  # qwen_math without the chat template: system text, then the problem
+            return f"{instruction}\n\n{problem}\n", True
         messages = [{"role": "system", "content": instruction}, {"role": "user", "content": problem}]
     else:
         body = PLAIN_TEMPLATE if template == "plain" else template
@@ -73,12 +115,6 @@ def build_prompt(
         if not use_chat:
             return text, True
         messages = [{"role": "user", "content": text}]
-    if not use_chat:  # qwen_math without the chat template: system text, then the problem
-        return f"{instruction}\n\n{problem}\n", True
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
-            "the tokenizer has no chat template; use --prompt plain (or --no-chat) for a base model without one"
-        )
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return text, False
 

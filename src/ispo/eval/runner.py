@@ -24,7 +24,7 @@ from typing import Literal
 from ispo.eval.backends import Backend, Generation
 from ispo.eval.benchmarks import PAPER_BENCHMARKS, Problem, load_benchmark
 from ispo.eval.confidence import answer_confidences
-from ispo.eval.prompts import encode_prompt, resolve_template
+from ispo.eval.prompts import NO_CHAT_TEMPLATE, PromptFormat, choose_prompt_format, encode_prompt, resolve_template
 from ispo.eval.records import RecordStore
 from ispo.eval.summary import markdown_report, summarize
 from ispo.verify import extract_answer, verify_batch
@@ -144,13 +144,17 @@ def make_backend(config: EvalConfig) -> Backend:
         )
     from ispo.eval.backends import HFBackend
 
-    return HFBackend.from_pretrained(
-        config.model,
-        tokenizer=config.tokenizer,
-        dtype=config.dtype,
-        device=config.device,
-        trust_remote_code=config.trust_remote_code,
-    )
+    try:
+        return HFBackend.from_pretrained(
+            config.model,
+            tokenizer=config.tokenizer,
+            dtype=config.dtype,
+            device=config.device,
+            trust_remote_code=config.trust_remote_code,
+        )
+    except OSError as error:  # an unknown hub id, no network, a folder without weights or tokenizer
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EvalError(f"model {config.model} cannot be loaded: {reason}") from None
 
 
 def evaluate(config: EvalConfig, *, backend: Backend | None = None) -> dict:
@@ -165,8 +169,11 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None) -> dict:
     if config.overwrite:
         for name in (SAMPLES_FILE, RUN_CONFIG_FILE, "summary.json", "summary.md"):
             (output_dir / name).unlink(missing_ok=True)
-    store = RecordStore(output_dir / SAMPLES_FILE)
-    _check_run_config(config, output_dir, has_samples=len(store) > 0)
+    try:
+        store = RecordStore(output_dir / SAMPLES_FILE)
+    except ValueError as error:  # a damaged samples.jsonl: the message names the line
+        raise EvalError(str(error)) from None
+    run_settings = _check_run_config(config, output_dir, has_samples=len(store) > 0)
 
     pending = {
         name: [(p, i) for p in problems for i in range(config.n_samples) if (name, p.id, i) not in store]
@@ -176,9 +183,14 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None) -> dict:
     logger.info("%d samples to generate, %d already in %s", total_pending, len(store), store.path)
     if total_pending:
         backend = backend or make_backend(config)
+        prompt_format = _choose_prompt_format(config, backend.tokenizer, run_settings, has_samples=len(store) > 0)
+        run_settings["prompt_format"] = prompt_format.description
+        _write_json(output_dir / RUN_CONFIG_FILE, run_settings)
         for name, items in pending.items():
             if items:
-                _generate_benchmark(config, backend, store, name, items, total=len(benchmarks[name]) * config.n_samples)
+                _generate_benchmark(
+                    config, backend, store, name, items, prompt_format, total=len(benchmarks[name]) * config.n_samples
+                )
 
     summary = summarize(
         benchmarks,
@@ -190,6 +202,7 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None) -> dict:
         num_resamples=config.bootstrap_resamples,
         seed=config.seed,
     )
+    summary["prompt_format"] = run_settings.get("prompt_format")
     summary["config"] = asdict(config)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     (output_dir / "summary.md").write_text(markdown_report(summary))
@@ -206,8 +219,9 @@ def _load_benchmarks(config: EvalConfig) -> dict[str, list[Problem]]:
     return benchmarks
 
 
-def _check_run_config(config: EvalConfig, output_dir: Path, *, has_samples: bool) -> None:
-    """Refuse to add samples generated with other settings to the ones already there."""
+def _check_run_config(config: EvalConfig, output_dir: Path, *, has_samples: bool) -> dict:
+    """Refuse to add samples generated with other settings to the ones already there; returns the
+    settings now in ``run_config.json`` (with the prompt format of the samples on disk, if known)."""
     settings = {key: getattr(config, key) for key in GENERATION_KEYS}
     settings["prompt"] = resolve_template(config.prompt)  # a changed @FILE counts as a change
     path = output_dir / RUN_CONFIG_FILE
@@ -220,27 +234,54 @@ def _check_run_config(config: EvalConfig, output_dir: Path, *, has_samples: bool
                 f"{output_dir} holds samples generated with other settings ({details}); "
                 "use another --output-dir, or --overwrite to discard them"
             )
-    path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
+        if stored.get("prompt_format"):
+            settings["prompt_format"] = stored["prompt_format"]
+    _write_json(path, settings)
+    return settings
+
+
+def _choose_prompt_format(config: EvalConfig, tokenizer, run_settings: dict, *, has_samples: bool) -> PromptFormat:
+    """The prompt format for this tokenizer, with a one-line notice when it falls back to the plain prompt."""
+    try:
+        chosen = choose_prompt_format(tokenizer, resolve_template(config.prompt), config.chat)
+    except ValueError as error:  # --chat with a tokenizer without a chat template
+        raise EvalError(f"{config.tokenizer or config.model}: {error}") from None
+    before = run_settings.get("prompt_format")
+    if has_samples and before and before != chosen.description:
+        raise EvalError(
+            f"{config.output_dir} holds samples with prompt format {before!r}, now {chosen.description!r}; "
+            "use another --output-dir, or --overwrite to discard them"
+        )
+    if chosen.description == NO_CHAT_TEMPLATE:
+        logger.warning(
+            "ispo eval: %s: the tokenizer has no chat template; using the plain prompt (prompt_format in summary.json)",
+            config.tokenizer or config.model,
+        )
+    return chosen
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def _sample_seed(seed: int, benchmark: str, problem_id: str, sample_index: int) -> int:
     return zlib.crc32(f"{seed}\0{benchmark}\0{problem_id}\0{sample_index}".encode()) & 0x7FFFFFFF
 
 
-def _generate_benchmark(config, backend, store, name, items, *, total) -> None:
+def _generate_benchmark(config, backend, store, name, items, prompt_format: PromptFormat, *, total) -> None:
     from tqdm.auto import tqdm
 
     tokenizer = backend.tokenizer
-    template = resolve_template(config.prompt)
     prompt_ids = {}
     for problem, _ in items:
         if problem.id not in prompt_ids:
-            try:
-                prompt_ids[problem.id] = encode_prompt(
-                    tokenizer, problem.problem, template=template, answer_format=config.answer_format, chat=config.chat
-                )
-            except ValueError as error:  # e.g. a chat prompt for a tokenizer without a chat template
-                raise EvalError(str(error)) from None
+            prompt_ids[problem.id] = encode_prompt(
+                tokenizer,
+                problem.problem,
+                template=prompt_format.template,
+                answer_format=config.answer_format,
+                chat=prompt_format.chat,
+            )
     # Longest prompts first: batches of similar length pad less, and an out-of-memory shows up at once.
     items = sorted(items, key=lambda item: -len(prompt_ids[item[0].id]))
     with tqdm(total=total, initial=total - len(items), desc=name, unit="sample", dynamic_ncols=True) as progress:
