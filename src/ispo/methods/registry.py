@@ -34,7 +34,7 @@ class Pass(str, enum.Enum):
     ANSWER_WITHOUT_REASONING = "answer_without_reasoning"  # the rollout's answer after prompt + marker only
     GOLD_ANSWER = "gold_answer"  # the gold answer's tokens after prompt + reasoning + marker, and without reasoning
     PROMPT_ONLY = "prompt_only"  # per-token log-probs of the prompt itself
-    VOCAB_MEAN_LOGP = "vocab_mean_logp"  # per completion token, the mean log-prob over the whole vocabulary
+    SELF_CERTAINTY = "token_self_certainty"  # per completion token, KL(U || pi) over the whole vocabulary
     GOLD_PER_STEP = "gold_per_step"  # the gold answer after each newline-delimited prefix of the reasoning
 
 
@@ -64,10 +64,11 @@ class RolloutBatch:
     gold_mask: torch.Tensor | None = None  # (N, A) bool
     prompt_logps: torch.Tensor | None = None  # (N, Tp) log-probs of the prompt tokens (first one excluded)
     prompt_logp_mask: torch.Tensor | None = None  # (N, Tp) bool
-    vocab_mean_logp: torch.Tensor | None = None  # (N, T) (1/|V|) sum_j log pi_j per completion token
+    token_self_certainty: torch.Tensor | None = None  # (N, T) KL(U || pi(. | prefix)) per completion token
     step_gold_logps: torch.Tensor | None = None  # (N, K+1, A) gold answer after k reasoning steps, k = 0..K
     step_gold_mask: torch.Tensor | None = None  # (N, K+1, A) bool
-    extras: dict[str, Any] = field(default_factory=dict)  # anything a method hands to diagnostics
+    step_ids: torch.Tensor | None = None  # (N, T) long: the reasoning step of each completion token, -1 outside
+    state: dict[str, Any] = field(default_factory=dict)  # the method's state across steps (one dict per run)
 
     @property
     def scorable(self) -> torch.Tensor:
@@ -173,4 +174,5 @@ def method_names() -> list[str]:
 
 
 def _load_builtin() -> None:
-    import ispo.methods.builtin  # noqa: F401  (registers the built-in methods on import)
+    import ispo.methods.baselines  # noqa: F401  (registers the baselines on import)
+    import ispo.methods.builtin  # noqa: F401  (registers GRPO and ISPO on import)

@@ -154,11 +154,18 @@ class ForwardPasses:
             return value
         return int(self.accelerator.gather(torch.tensor([value], device=self.accelerator.device)).max())
 
-    def gather_rows(self, values: torch.Tensor) -> torch.Tensor:
-        """``(B_local, ...)`` -> ``(N, ...)``: pad every non-row dimension to the widest process, then gather."""
+    def gather_rows(self, values: torch.Tensor, pad_value: int | float = 0) -> torch.Tensor:
+        """``(B_local, ...)`` -> ``(N, ...)``: pad every non-row dimension to the widest process, then gather.
+
+        Bool tensors travel as floats (gloo gathers no bool tensors) and come back as bool.
+        """
+        is_bool = values.dtype == torch.bool
+        if is_bool:
+            values = values.float()
         for dim in range(1, values.dim()):
-            values = self.accelerator.pad_across_processes(values, dim=dim, pad_index=0)
-        return self.accelerator.gather(values)
+            values = self.accelerator.pad_across_processes(values, dim=dim, pad_index=pad_value)
+        gathered = self.accelerator.gather(values)
+        return gathered.bool() if is_bool else gathered
 
 
 def take_ranges(logps: torch.Tensor, ranges: list[tuple[int, int]], rows: list[int] | None = None):

@@ -38,6 +38,9 @@ from trl.trainer.utils import add_fused_lm_head, create_model_from_path, disable
 from ispo.answers import ANSWER_MARKERS, AnswerTokens, locate_answer_tokens
 from ispo.core import (
     group_advantages,
+    newline_step_boundaries,
+    step_ids_from_boundaries,
+    token_self_certainty,
     group_is_constant,
     masked_mean,
     normalized_entropy,
@@ -45,7 +48,7 @@ from ispo.core import (
     zero_advantage_groups,
 )
 from ispo.methods import MethodOutput, Pass, RolloutBatch, get_method
-from ispo.methods.builtin import ifd_pass, ifd_signal, ispo_signal_passes, ispo_token_signal
+from ispo.methods.builtin import ifd_signal, ispo_signal_passes, ispo_token_signal
 from ispo.rewards import math_accuracy_reward
 from ispo.trainer.config import ISPOConfig
 from ispo.trainer.generation_stats import GenerationRecorder
@@ -146,6 +149,8 @@ class ISPOTrainer(GRPOTrainer):
         self._ispo_ref_model = None
         self._ispo_tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
         self._forward = ForwardPasses(self)
+        self._method_state: dict[str, Any] = {}  # a method's state across steps (RLPR's EMA threshold)
+        self._newline_token_ids: set[int] | None = None  # PACR's step delimiters, read off the vocabulary once
         self._metrics_writer = MetricsWriter(os.path.join(args.output_dir, "metrics.jsonl"))
         self._warned: set[str] = set()
         self._vocab_size = int(self.model.config.get_text_config().vocab_size)
@@ -375,7 +380,7 @@ class ISPOTrainer(GRPOTrainer):
         """Run the passes this method (and the diagnostics) need, on local rows; returns RolloutBatch fields."""
         statistics: dict[str, torch.Tensor] = {}
         passes = self._passes
-        if Pass.PI_OLD in passes or Pass.REFERENCE in passes or ifd_pass(self.args) in passes:
+        if passes & {Pass.PI_OLD, Pass.REFERENCE, Pass.ANSWER_WITHOUT_REASONING}:
             statistics["old_logps"], statistics["entropies"] = self._pi_old_statistics(local, captured, timings)
         if Pass.REFERENCE in passes:
             drift = self._drift(local, statistics["old_logps"], timings)
@@ -387,7 +392,21 @@ class ISPOTrainer(GRPOTrainer):
         if Pass.GOLD_ANSWER in passes:
             with _timed(timings, "time/ispo_gold_answer"):
                 statistics.update(self._gold_answer(local))
-        for name in ("old_logps", "entropies", "drift"):
+        if Pass.GOLD_PER_STEP in passes:
+            with _timed(timings, "time/ispo_gold_per_step"):
+                statistics.update(self._gold_per_step(local))
+        if Pass.PROMPT_ONLY in passes:
+            with _timed(timings, "time/ispo_prompt_only"):
+                output = local.output
+                statistics["prompt_logps"], statistics["prompt_logp_mask"] = self._forward.prompt_logps(
+                    output["prompt_ids"], output["prompt_mask"], local.batch_size
+                )
+        if Pass.SELF_CERTAINTY in passes:
+            with _timed(timings, "time/ispo_self_certainty"):
+                statistics["token_self_certainty"] = self._forward.vocab_logits(
+                    local.input_ids, local.attention_mask, local.logits_to_keep, local.batch_size, token_self_certainty
+                )
+        for name in ("old_logps", "entropies", "drift", "token_self_certainty"):
             if name in statistics:
                 self._check_finite(f"rollout {name}", statistics[name], local.valid)
         return statistics
@@ -395,10 +414,10 @@ class ISPOTrainer(GRPOTrainer):
     def _gather_stage(self, batch: RolloutBatch, local: LocalRollouts, statistics: dict) -> RolloutBatch:
         """One gather of every local statistic (token dimensions padded to the widest process)."""
         gather = self._forward.gather_rows
-        batch.valid = gather(local.valid.float()).bool()
+        batch.valid = gather(local.valid)
         for name, values in statistics.items():
-            gathered = gather(values.float() if values.dtype != torch.bool else values.float())
-            setattr(batch, name, gathered.bool() if values.dtype == torch.bool else gathered)
+            setattr(batch, name, gather(values, pad_value=-1 if name == "step_ids" else 0))
+        batch.state = self._method_state
         return batch
 
     def _advantages_stage(self, output: dict[str, Any], batch: RolloutBatch, result: MethodOutput) -> torch.Tensor:
@@ -562,21 +581,34 @@ class ISPOTrainer(GRPOTrainer):
         self._check_finite("counterfactual answer log-probs", without, mask_all)
         return {"answer_logps_with": with_, "answer_logps_without": without, "answer_mask": mask_all}
 
-    def _gold_answer(self, local: LocalRollouts) -> dict[str, torch.Tensor]:
-        """The gold answer's tokens after prompt + reasoning + marker (every rollout; the reasoning is the
-        completion before its answer marker, or all of it), and once per prompt after prompt + marker only."""
-        tokenizer, output = self._ispo_tokenizer, local.output
+    def _gold_tokens(self, local: LocalRollouts) -> tuple[list[int], list[list[int]]]:
+        """The answer marker's ids and each row's gold answer ids (the only text tokenised here: no rollout
+        has ids for them)."""
+        tokenizer = self._ispo_tokenizer
         marker = tokenizer(ANSWER_MARKERS[self.args.answer_format], add_special_tokens=False)["input_ids"]
         golds = [tokenizer(str(x["answer"]), add_special_tokens=False)["input_ids"] for x in local.inputs]
+        return marker, golds
+
+    def _reasoning(self, local: LocalRollouts, row: int) -> list[int]:
+        """The rollout's reasoning ids: before its answer marker, or the whole completion without end tokens."""
+        span = local.spans[row]
+        if span is not None:
+            return local.completion_ids[row][: span.marker_start]
+        reasoning = local.completion_ids[row]
+        ends = {self._ispo_tokenizer.eos_token_id, self._ispo_tokenizer.pad_token_id}
+        while reasoning and reasoning[-1] in ends:
+            reasoning = reasoning[:-1]
+        return reasoning
+
+    def _gold_answer(self, local: LocalRollouts) -> dict[str, torch.Tensor]:
+        """The gold answer's tokens after prompt + reasoning + marker (every rollout), and once per prompt after
+        prompt + marker only."""
+        output = local.output
+        marker, golds = self._gold_tokens(local)
         rows = [r for r in range(len(golds)) if golds[r]]
-        eos = {tokenizer.eos_token_id, tokenizer.pad_token_id}
         with_cont = []
         for r in rows:
-            span = local.spans[r]
-            reasoning = local.completion_ids[r][: span.marker_start] if span is not None else local.completion_ids[r]
-            while reasoning and reasoning[-1] in eos:
-                reasoning = reasoning[:-1]
-            ids = reasoning + marker + golds[r]
+            ids = self._reasoning(local, r) + marker + golds[r]
             with_cont.append(Continuation(r, ids, len(ids) - len(golds[r]), len(ids)))
         prompt_ids, prompt_mask = output["prompt_ids"], output["prompt_mask"]
         with_logps, mask = self._forward.score_continuations(prompt_ids, prompt_mask, with_cont, local.batch_size)
@@ -600,6 +632,46 @@ class ISPOTrainer(GRPOTrainer):
         self._check_finite("gold answer log-probs", with_logps, mask_all)
         self._check_finite("gold answer log-probs without the reasoning", without_logps, mask_all)
         return {"gold_logps_with": with_logps, "gold_logps_without": without_logps, "gold_mask": mask_all}
+
+    def _gold_per_step(self, local: LocalRollouts) -> dict[str, torch.Tensor]:
+        """PACR: the gold answer after prompt + the first k newline-delimited reasoning steps + marker, k = 0..K.
+
+        Returns ``step_gold_logps`` / ``step_gold_mask`` ``(B, K+1, A)`` and ``step_ids`` ``(B, T)``.
+        """
+        marker, golds = self._gold_tokens(local)
+        newline = self._newline_tokens()
+        continuations, cuts_per_row, slots = [], [], []
+        for r in range(len(golds)):
+            reasoning = self._reasoning(local, r)
+            cuts = newline_step_boundaries(reasoning, newline, max_steps=self.args.pacr_max_steps)
+            cuts_per_row.append(cuts)
+            if not golds[r]:
+                continue
+            for k, end in enumerate([0, *cuts]):
+                ids = reasoning[:end] + marker + golds[r]
+                continuations.append(Continuation(r, ids, len(ids) - len(golds[r]), len(ids)))
+                slots.append((r, k))
+        output = local.output
+        logps, mask = self._forward.score_continuations(
+            output["prompt_ids"], output["prompt_mask"], continuations, local.batch_size
+        )
+        steps = 1 + max((len(c) for c in cuts_per_row), default=0)
+        step_logps = logps.new_zeros((len(golds), steps, logps.size(1)))
+        step_mask = torch.zeros_like(step_logps, dtype=torch.bool)
+        for i, (r, k) in enumerate(slots):
+            step_logps[r, k], step_mask[r, k] = logps[i], mask[i]
+        self._check_finite("gold answer log-probs after reasoning steps", step_logps, step_mask)
+        step_ids = step_ids_from_boundaries(cuts_per_row, local.logits_to_keep).to(logps.device)
+        return {"step_gold_logps": step_logps, "step_gold_mask": step_mask, "step_ids": step_ids}
+
+    def _newline_tokens(self) -> set[int]:
+        """Ids whose text ends with a newline (merged tokens such as ".\n\n" included), read once."""
+        if self._newline_token_ids is None:
+            tokenizer = self._ispo_tokenizer
+            ids = list(range(len(tokenizer)))
+            texts = tokenizer.batch_decode([[i] for i in ids])
+            self._newline_token_ids = {i for i, text in zip(ids, texts, strict=True) if text.endswith("\n")}
+        return self._newline_token_ids
 
     def _check_finite(self, what: str, values: torch.Tensor, valid: torch.Tensor) -> None:
         if not bool(torch.isfinite(values[valid]).all()):

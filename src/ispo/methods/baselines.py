@@ -1,0 +1,161 @@
+"""ISPO's nearest relatives as registered methods (docs/methods.md); the maths is in ``ispo.core``.
+
+Each method's own config fields carry its prefix (``rlpr_aggregate``); ``ISPOConfig`` refuses them under
+another method. Stateful pieces (RLPR's EMA threshold) live in ``batch.state``, one dict per run.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ispo.core import (
+    answer_token_score,
+    group_advantages,
+    group_reward_std,
+    low_probability_confidence,
+    pacr_dense_advantages,
+    pacr_sparse_reward,
+    pacr_step_confidence,
+    prog_advantages,
+    rlpr_reward,
+    rlpr_std_filter,
+    self_certainty_advantages,
+    sequence_self_certainty,
+    update_std_threshold,
+    zvp_advantages,
+)
+from ispo.methods.registry import MethodOutput, Pass, RolloutBatch, register_method
+
+
+@register_method(
+    "self_certainty",
+    passes={Pass.SELF_CERTAINTY},
+    prefix="self_certainty_",
+    summary="Intuitor (arXiv 2505.19590): self-certainty KL(U || pi), alone or added to the outcome",
+)
+def self_certainty(batch: RolloutBatch, config) -> MethodOutput:
+    """Group-standardised sequence self-certainty; "replace" trains without the verifier."""
+    certainty = sequence_self_certainty(batch.token_self_certainty, batch.valid)
+    mode = config.self_certainty_mode
+    advantages = self_certainty_advantages(
+        certainty,
+        batch.num_generations,
+        mode=mode,
+        outcome=batch.reward if mode == "add" else None,
+        weight=config.self_certainty_weight,
+        combine=config.self_certainty_combine,
+        scale=config.scale_rewards,
+    )
+    rewards = certainty if mode == "replace" else batch.reward + config.self_certainty_weight * certainty
+    return MethodOutput(rewards=rewards, advantages=advantages, metrics={"self_certainty/mean": _mean(certainty)})
+
+
+@register_method(
+    "rlpr",
+    passes={Pass.GOLD_ANSWER},
+    prefix="rlpr_",
+    summary="RLPR (arXiv 2506.18254): probability of the gold answer after the reasoning, debiased, clipped to [0, 1]",
+)
+def rlpr(batch: RolloutBatch, config) -> MethodOutput:
+    """The reference-probability reward, optionally with RLPR's adaptive std filter on prompts."""
+    score_with = answer_token_score(batch.gold_logps_with, batch.gold_mask, aggregate=config.rlpr_aggregate)
+    score_without = None
+    if config.rlpr_debias:
+        score_without = answer_token_score(batch.gold_logps_without, batch.gold_mask, aggregate=config.rlpr_aggregate)
+    rewards = rlpr_reward(score_with, score_without) + batch.auxiliary
+    has_gold = batch.gold_mask.any(dim=1)
+    rewards = torch.where(has_gold, rewards, torch.full_like(rewards, float("nan")))  # no gold tokens: unscorable
+    advantages = group_advantages(rewards, batch.num_generations, scale=config.scale_rewards)
+    metrics = {"rlpr/reward_mean": _mean(rewards)}
+    if config.rlpr_std_filter:
+        stds = group_reward_std(rewards, batch.num_generations)
+        ema, threshold = update_std_threshold(
+            stds, batch.state.get("rlpr_std_ema"), ema_ratio=config.rlpr_filter_ema, beta=config.rlpr_filter_beta
+        )
+        batch.state["rlpr_std_ema"] = ema
+        keep = rlpr_std_filter(rewards, batch.num_generations, threshold).repeat_interleave(batch.num_generations)
+        # [ours] filtered prompts get advantage 0 (the official trainer refills the batch with new prompts)
+        advantages = torch.where(keep, advantages, torch.zeros_like(advantages))
+        metrics["rlpr/kept_prompts"] = float(keep.float().mean())
+        metrics["rlpr/std_threshold"] = float(threshold)
+    return MethodOutput(rewards=rewards, advantages=advantages, metrics=metrics)
+
+
+@register_method(
+    "zvp",
+    passes={Pass.PI_OLD},
+    prefix="zvp_",
+    summary="RL-ZVP (arXiv 2509.21880): entropy-shaped token advantages in zero-variance groups",
+)
+def zvp(batch: RolloutBatch, config) -> MethodOutput:
+    """GRPO on mixed groups; +alpha H on all-correct groups, -alpha (max H - H) on all-wrong ones."""
+    advantages = zvp_advantages(
+        batch.reward,
+        batch.entropies,
+        batch.valid,
+        batch.num_generations,
+        alpha=config.zvp_alpha,
+        scale=config.scale_rewards,
+    )
+    return MethodOutput(rewards=batch.reward, advantages=advantages)
+
+
+@register_method(
+    "prog",
+    passes={Pass.PI_OLD, Pass.PROMPT_ONLY},
+    prefix="prog_",
+    summary="ProGRPO (arXiv 2602.05281): advantage + alpha (prompt confidence - answer confidence)",
+)
+def prog(batch: RolloutBatch, config) -> MethodOutput:
+    """ProGRPO's advantage re-weighting from low-probability-token confidences."""
+    answer_confidence = low_probability_confidence(
+        batch.old_logps, batch.valid, low_prob_fraction=config.prog_low_prob_fraction
+    )
+    prompt_confidence = low_probability_confidence(
+        batch.prompt_logps, batch.prompt_logp_mask, low_prob_fraction=config.prog_prompt_fraction
+    )
+    advantages = prog_advantages(
+        batch.reward,
+        answer_confidence,
+        prompt_confidence,
+        batch.num_generations,
+        alpha=config.prog_alpha,
+        apply_to=config.prog_apply_to,
+        scale=config.scale_rewards,
+    )
+    return MethodOutput(
+        rewards=batch.reward,
+        advantages=advantages,
+        metrics={"prog/answer_confidence": _mean(answer_confidence), "prog/prompt_confidence": _mean(prompt_confidence)},
+    )
+
+
+@register_method(
+    "pacr",
+    passes={Pass.GOLD_PER_STEP},
+    prefix="pacr_",
+    summary="PACR (arXiv 2510.22255): rise of the gold answer's log-probability over reasoning steps",
+)
+def pacr(batch: RolloutBatch, config) -> MethodOutput:
+    """Dense: per-token process advantages added to the outcome's; sparse: a bonus on the outcome reward."""
+    confidence, mask = pacr_step_confidence(batch.step_gold_logps, batch.step_gold_mask)
+    if config.pacr_variant == "sparse":
+        rewards = pacr_sparse_reward(batch.outcome, confidence, mask, weight=config.pacr_sparse_weight)
+        rewards = rewards + batch.auxiliary
+        return MethodOutput(rewards=rewards)
+    advantages = pacr_dense_advantages(
+        batch.reward,
+        confidence,
+        mask,
+        batch.step_ids,
+        batch.valid,
+        batch.num_generations,
+        gamma=config.pacr_gamma,
+        lambda_process=config.pacr_lambda_process,
+        scale=config.scale_rewards,
+    )
+    return MethodOutput(rewards=batch.reward, advantages=advantages)
+
+
+def _mean(values: torch.Tensor) -> float:
+    return float(torch.nanmean(values.float()))
