@@ -1,12 +1,13 @@
-"""Step-time overhead of ISPO over GRPO on the same tiny model, data and seed (CPU, offline).
+"""Step-time overhead of ISPO (or any registered method) over GRPO on the same tiny model, data and seed.
 
-    python benchmarks/step_overhead.py [--rounds 3] [--steps 4] [--max-completion-length 96]
+    python benchmarks/step_overhead.py [--method ispo,rlpr,...] [--rounds 3] [--steps 4] [--diagnostics]
 
 The tiny model is first taught, by a short supervised warm-up, to end with ``\\boxed{answer}``, so
 rollouts carry answers and every ISPO pass runs (pi_old log-probs and entropies, pi_ref log-probs
-for the drift filter, the counterfactual forward). GRPO (``GRPOTrainer``) and ISPO (``ISPOTrainer``,
-spec defaults) then train alternately, ``--steps`` optimizer steps each per round, so that machine
-load affects both alike. The learning rate is 0 by default: the full step runs (loss, backward,
+for the drift filter, the counterfactual forward). GRPO (TRL's ``GRPOTrainer``) and each method
+(``ISPOTrainer(method=...)``, defaults) then train in turn, ``--steps`` optimizer steps each per round,
+so that machine load affects all alike. Methods other than ISPO run without the ISPO diagnostics
+(``ispo_diagnostics=False``) unless ``--diagnostics``: the ratio is then the method's own cost. The learning rate is 0 by default: the full step runs (loss, backward,
 optimizer) but the policy stays put, so both trainers sample identical rollouts (ISPO draws no
 random numbers) and the step times differ by ISPO's extra work alone. Step time is TRL's ``step_time`` (generation + scoring + loss + backward).
 Prints the median ISPO/GRPO step-time ratio and the median time of each extra ISPO pass.
@@ -51,6 +52,7 @@ def warm_start(path: Path, rows: list[dict], steps: int, seed: int) -> Path:
 
 
 def run(kind: str, model_path: str, dataset, output_dir: str, args) -> list[dict]:
+    """Train ``kind`` ("grpo" = TRL's GRPOTrainer, else a registered method) and return its step logs."""
     from trl import GRPOConfig, GRPOTrainer
 
     from ispo import ISPOConfig, ISPOTrainer
@@ -66,13 +68,17 @@ def run(kind: str, model_path: str, dataset, output_dir: str, args) -> list[dict
         trainer = GRPOTrainer(model_path, reward_funcs=[math_accuracy_reward()], args=GRPOConfig(**common),
                               train_dataset=dataset)
     else:
-        trainer = ISPOTrainer(model_path, args=ISPOConfig(**common), train_dataset=dataset)
+        diagnostics = kind == "ispo" or args.diagnostics
+        config = ISPOConfig(**common, method=kind, ispo_diagnostics=diagnostics)
+        trainer = ISPOTrainer(model_path, args=config, train_dataset=dataset)
     trainer.train()
     return [entry for entry in trainer.state.log_history if "step_time" in entry]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", default="ispo", help="comma-separated registered methods to time against GRPO")
+    parser.add_argument("--diagnostics", action="store_true", help="also run the ISPO diagnostics' passes")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per trainer per round")
     parser.add_argument("--batch-size", type=int, default=16, help="rollouts per step (groups of 4)")
@@ -100,29 +106,30 @@ def main(argv: list[str] | None = None) -> int:
         tick = time.perf_counter()
         model_path = str(warm_start(Path(tmp) / "model", rows, args.warmup_steps, args.seed))
         print(f"warm-up: {time.perf_counter() - tick:.1f}s")
-        logs: dict[str, list[dict]] = {"grpo": [], "ispo": []}
+        methods = [m.strip() for m in args.method.split(",") if m.strip()]
+        logs: dict[str, list[dict]] = {kind: [] for kind in ["grpo", *methods]}
         for round_index in range(args.rounds):
-            for kind in ("grpo", "ispo"):
+            for kind in logs:
                 logs[kind] += run(kind, model_path, dataset, str(Path(tmp) / f"{kind}-{round_index}"), args)
-    # the first step of each run pays one-off costs (warm caches, lazy init): leave it out of both
+    # the first step of each run pays one-off costs (warm caches, lazy init): leave it out of all
     steady = {kind: [e for e in entries if e["step"] > 1] for kind, entries in logs.items()}
     grpo = statistics.median(e["step_time"] for e in steady["grpo"])
-    ispo = statistics.median(e["step_time"] for e in steady["ispo"])
-    print(f"steps measured: {len(steady['grpo'])} GRPO, {len(steady['ispo'])} ISPO "
-          f"(batch {args.batch_size} rollouts, completions <= {args.max_completion_length} tokens, beta {args.beta})")
-    print(f"median step time: GRPO {grpo:.3f}s, ISPO {ispo:.3f}s")
-    for key in ("time/ispo_old_logps", "time/ispo_ref_logps", "time/ispo_counterfactual", "time/ispo_total"):
-        values = [e[key] for e in steady["ispo"] if e.get(key) is not None]
-        if values:
-            print(f"  {key:28s} median {statistics.median(values) * 1000:8.1f} ms ({statistics.median(values) / grpo:.1%} of a GRPO step)")
-    answered = [1 - e["no_answer_rate"] for e in steady["ispo"]]
-    lengths = {kind: statistics.mean(e["completions/mean_length"] for e in entries) for kind, entries in steady.items()}
-    print(f"  rollouts with an answer: {statistics.mean(answered):.0%}; mean completion length "
-          f"{lengths['grpo']:.1f} (GRPO) / {lengths['ispo']:.1f} (ISPO) tokens")
-    totals = [e["time/ispo_total"] for e in steady["ispo"] if e.get("time/ispo_total") is not None]
-    if totals:  # steadier than the ratio of step times on a shared machine
-        print(f"ISPO passes' own time / GRPO step: {1 + statistics.median(totals) / grpo:.3f}")
-    print(f"median ISPO/GRPO step-time ratio: {ispo / grpo:.3f}")
+    print(f"steps measured per trainer: {len(steady['grpo'])} (batch {args.batch_size} rollouts, completions <= "
+          f"{args.max_completion_length} tokens, beta {args.beta}); median GRPO step {grpo:.3f}s")
+    answered = [1 - e["no_answer_rate"] for kind in methods for e in steady[kind] if "no_answer_rate" in e]
+    if answered:
+        print(f"rollouts with an answer: {statistics.mean(answered):.0%}")
+    for kind in methods:
+        step = statistics.median(e["step_time"] for e in steady[kind])
+        print(f"{kind}: median step {step:.3f}s, step-time ratio to GRPO {step / grpo:.3f}")
+        keys = sorted({key for e in steady[kind] for key in e if key.startswith("time/ispo_")})
+        for key in keys:
+            values = [e[key] for e in steady[kind] if e.get(key) is not None]
+            print(f"  {key:30s} median {statistics.median(values) * 1000:8.1f} ms "
+                  f"({statistics.median(values) / grpo:.1%} of a GRPO step)")
+        totals = [e["time/ispo_total"] for e in steady[kind] if e.get("time/ispo_total") is not None]
+        if totals:  # steadier than the ratio of step times on a shared machine
+            print(f"  passes' own time / GRPO step: {1 + statistics.median(totals) / grpo:.3f}")
     return 0
 
 

@@ -1,0 +1,99 @@
+"""The method registry and presets: registration, lookup, passes, the config's method checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ispo.methods import METHODS, MethodOutput, Pass, get_method, method_names, register_method
+from ispo.methods.presets import ISPO_PAPER, resolve_preset
+
+BUILTIN = {"grpo", "dr_grpo", "entropy_tokens", "ispo", "self_certainty", "rlpr", "zvp", "prog", "pacr"}
+RECIPES = Path(__file__).parents[2] / "recipes"
+
+
+def test_builtin_methods_are_registered():
+    assert BUILTIN <= set(method_names())
+
+
+def test_unknown_method_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown method 'nope'; registered methods: .*rlpr"):
+        get_method("nope")
+
+
+def test_register_a_new_method_with_one_decorator():
+    @register_method("test_bonus", passes={Pass.PI_OLD}, prefix="test_bonus_")
+    def test_bonus(batch, config):
+        return MethodOutput(rewards=batch.outcome + 1)
+
+    try:
+        method = get_method("test_bonus")
+        assert method.compute is test_bonus and method.prefix == "test_bonus_"
+        assert method.passes(None) == frozenset({Pass.PI_OLD})
+        with pytest.raises(ValueError, match="already registered"):
+            register_method("test_bonus")(test_bonus)
+    finally:
+        METHODS.pop("test_bonus", None)
+
+
+def test_passes_follow_the_config():
+    from ispo import ISPOConfig
+
+    def config(**kwargs):
+        return ISPOConfig(output_dir="/tmp/ispo-test", use_cpu=True, bf16=False, report_to=[], **kwargs)
+
+    ispo = get_method("ispo")
+    assert ispo.passes(config()) == {Pass.PI_OLD, Pass.REFERENCE, Pass.ANSWER_WITHOUT_REASONING}
+    assert ispo.passes(config(critical="entropy", lambda_ifd=0.0)) == {Pass.PI_OLD}
+    assert ispo.passes(config(lambda_tok=0.0, ifd_answer="reference")) == {Pass.GOLD_ANSWER}
+    assert ispo.passes(config(lambda_ifd=0.0, lambda_tok=0.0)) == frozenset()
+    assert get_method("grpo").passes(config(method="grpo")) == frozenset()
+    assert get_method("rlpr").passes(config(method="rlpr")) == {Pass.GOLD_ANSWER}
+    assert get_method("zvp").passes(config(method="zvp")) == {Pass.PI_OLD}
+
+
+def test_method_trl_settings_fill_defaults_and_refuse_conflicts():
+    from ispo import ISPOConfig
+
+    base = dict(output_dir="/tmp/ispo-test", use_cpu=True, bf16=False, report_to=[])
+    dr = ISPOConfig(**base, method="dr_grpo")
+    assert (dr.loss_type, dr.scale_rewards) == ("dr_grpo", "none")
+    assert ISPOConfig(**base, method="entropy_tokens").top_entropy_quantile == 0.2
+    with pytest.raises(ValueError, match="method 'dr_grpo' means loss_type='dr_grpo', got 'grpo'"):
+        ISPOConfig(**base, method="dr_grpo", loss_type="grpo")
+    with pytest.raises(ValueError, match="ISPOConfig.zvp_alpha belongs to method 'zvp' but method is 'rlpr'"):
+        ISPOConfig(**base, method="rlpr", zvp_alpha=0.3)
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        ISPOConfig(**base, method="nope")
+
+
+def test_presets_resolve_names_aliases_and_methods():
+    assert resolve_preset("GRPO") == {"method": "grpo"}
+    assert resolve_preset("Dr.GRPO") == {"method": "dr_grpo"}
+    assert resolve_preset("ISPO-paper") == ISPO_PAPER
+    assert resolve_preset("rlpr") == {"method": "rlpr"}
+    with pytest.raises(ValueError, match="unknown preset or method 'nope'"):
+        resolve_preset("nope")
+
+
+def test_paper_preset_equals_todays_defaults_field_by_field():
+    """While the defaults are the paper's, the preset must say the same (a changed default shows up here)."""
+    from ispo import ISPOConfig
+
+    config = ISPOConfig(output_dir="/tmp/ispo-test", use_cpu=True, bf16=False, report_to=[])
+    assert {name: getattr(config, name) for name in ISPO_PAPER} == ISPO_PAPER
+
+
+@pytest.mark.parametrize("method", sorted(BUILTIN - {"ispo"}))
+def test_every_method_has_a_recipe_with_the_ispo_recipes_budget(method):
+    from ispo.train import load_recipe
+
+    overrides = {"bf16": "false", "use_cpu": "true"}
+    _, reference = load_recipe(RECIPES / "qwen2.5-math-7b.yaml", overrides)
+    recipe, config = load_recipe(RECIPES / f"{method}_qwen2.5-math-7b.yaml", overrides)
+    assert config.method == method
+    for name in ("max_steps", "learning_rate", "num_generations", "per_device_train_batch_size",
+                 "gradient_accumulation_steps", "max_completion_length", "temperature", "seed"):
+        assert getattr(config, name) == getattr(reference, name), name
+    assert recipe.dataset == load_recipe(RECIPES / "qwen2.5-math-7b.yaml", overrides)[0].dataset
