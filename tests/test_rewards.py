@@ -1,4 +1,4 @@
-"""math_accuracy: TRL's reward-function signature over ispo.verify, as (gold, completion, expected) rows."""
+"""math_accuracy: TRL's reward-function signature over ispo.answers, as (gold, completion, expected) rows."""
 
 from __future__ import annotations
 

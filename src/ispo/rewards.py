@@ -1,12 +1,15 @@
-"""Outcome rewards in TRL's reward-function signature, built on ``ispo.verify``.
+"""Outcome rewards in TRL's reward-function signature, built on ``ispo.answers.verify_batch``.
 
-Training reward and evaluation call the same checker, so they cannot drift apart.
+Training reward (R_o of docs/algorithm.md "3. Composite reward and advantage") and evaluation call the
+same checker, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from ispo.answers import AnswerFormat, verify_batch
 
 
 def completion_text(completion: Any) -> str:
@@ -28,7 +31,7 @@ def math_accuracy(
     completions: list,
     answer: list,
     *,
-    answer_format: str = "boxed",
+    answer_format: AnswerFormat = "boxed",
     timeout: float = 5.0,
     **kwargs,
 ) -> list[float | None]:
@@ -38,8 +41,6 @@ def math_accuracy(
     A completion without an answer (no ``\\boxed{}`` / ``<answer>``) scores 0.0. ``answer`` is the
     dataset column of the same name, which TRL passes through; other columns arrive in ``kwargs``.
     """
-    from ispo.verify import verify_batch
-
     if len(completions) != len(answer):
         raise ValueError(f"math_accuracy: {len(completions)} completions but {len(answer)} answers")
     texts = [completion_text(completion) for completion in completions]
@@ -48,7 +49,7 @@ def math_accuracy(
     return [None if verdict is None else float(verdict) for verdict in verdicts]
 
 
-def math_accuracy_reward(answer_format: str = "boxed", timeout: float = 5.0):
+def math_accuracy_reward(answer_format: AnswerFormat = "boxed", timeout: float = 5.0):
     """``math_accuracy`` bound to one answer format, named ``math_accuracy`` for TRL's logs."""
 
     def math_accuracy_for_format(completions, answer, **kwargs):

@@ -14,12 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ispo.verify import AnswerFormat
+from ispo.answers.formats import ANSWER_FORMAT_SPECS, AnswerFormat
 
-INSTRUCTIONS: dict[str, str] = {
-    "boxed": "Please reason step by step, and put your final answer within \\boxed{}.",
-    "answer_tag": "Please reason step by step, and put your final answer within <answer> </answer> tags.",
-}
+INSTRUCTIONS: dict[str, str] = {name: spec.instruction for name, spec in ANSWER_FORMAT_SPECS.items()}
 
 BUILTIN_TEMPLATES = ("qwen_math", "plain")
 PLAIN_TEMPLATE = "Question: {problem}\n{instruction}\nAnswer:"

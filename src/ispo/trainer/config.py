@@ -14,10 +14,10 @@ from typing import Literal
 
 from trl import GRPOConfig
 
+from ispo.answers.formats import ANSWER_FORMATS, AnswerFormat
 from ispo.core import CRITICAL_MODES, INTRINSIC_GROUPS, INTRINSIC_SCALES
 
 IFD_ANSWERS: tuple[str, ...] = ("sampled", "reference")
-ANSWER_FORMATS: tuple[str, ...] = ("boxed", "answer_tag")
 TOKEN_CREDITS: tuple[str, ...] = ("sequence", "critical")
 
 # critical mode -> whether it needs the drift filter (hence a reference model)
@@ -98,7 +98,7 @@ class ISPOConfig(GRPOConfig):
             "choices": list(IFD_ANSWERS),
         },
     )
-    answer_format: Literal["boxed", "answer_tag"] = field(
+    answer_format: AnswerFormat = field(
         default="boxed",
         metadata={
             "help": "Where the final answer is: 'boxed' (\\boxed{...}) or 'answer_tag' (<answer>...</answer>).",

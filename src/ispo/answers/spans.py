@@ -1,18 +1,23 @@
-"""Answer spans in token space, located on the rollout's own token ids (spec s1: never re-tokenise).
+"""Answer spans in token space, located on the rollout's own token ids (never re-tokenised, docs/algorithm.md
+"1. Sequence level: Conditional IFD").
 
-``ispo.verify.find_answer_span`` gives character offsets in the decoded completion; this module maps
-them back to token positions on the rollout's ids. The exact criterion is on decoded prefixes: token
-k holds character c when ``len(decode(ids[:k])) <= c < len(decode(ids[:k+1]))``. Answers sit near the
-end, so a candidate k is first found on short decoded *suffixes* (galloping back from the end, then
-bisecting), and checked with the two prefix decodes of the criterion; where a tokenizer's decoding is
-not concatenative at that cut and the check fails, a bisection on prefixes decides. All rows are
-decoded together, one ``batch_decode`` per search step.
+``ispo.answers.extract.find_answer_span`` gives character offsets in the decoded completion; this module
+maps them back to token positions on the rollout's ids: the marker m_i and the answer a_i of
+docs/algorithm.md "Notation". The exact criterion is on decoded prefixes: token k holds character c when
+``len(decode(ids[:k])) <= c < len(decode(ids[:k+1]))``. Answers sit near the end, so a candidate k is
+first found on short decoded *suffixes* (galloping back from the end, then bisecting), and checked with
+the two prefix decodes of the criterion; where a tokenizer's decoding is not concatenative at that cut
+and the check fails, a bisection on prefixes decides. All rows are decoded together, one
+``batch_decode`` per search step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from ispo.answers.extract import find_answer_span
+from ispo.answers.formats import AnswerFormat, check_answer_format
 
 
 @dataclass(frozen=True)
@@ -29,14 +34,14 @@ class AnswerTokens:
 
 
 def locate_answer_tokens(
-    tokenizer, completion_ids: Sequence[Sequence[int]], answer_format: str
+    tokenizer, completion_ids: Sequence[Sequence[int]], answer_format: AnswerFormat
 ) -> list[AnswerTokens | None]:
     """For each completion (unpadded ids), the token span of its last answer, or None when it has none.
 
     The text searched is ``tokenizer.decode(ids, skip_special_tokens=True)``, as TRL decodes completions.
+    Raises ValueError for an unknown ``answer_format``.
     """
-    from ispo.verify import find_answer_span
-
+    check_answer_format(answer_format)
     ids = [list(row) for row in completion_ids]
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
     char_spans = [find_answer_span(text, answer_format) for text in texts]

@@ -1,11 +1,12 @@
-"""Answer spans located in token space on the rollout's own ids."""
+"""`ispo.answers.spans`: answer spans located in token space on the rollout's own ids."""
 
 from __future__ import annotations
 
 import pytest
 
+from ispo.answers.formats import ANSWER_MARKERS
+from ispo.answers.spans import AnswerTokens, locate_answer_tokens
 from ispo.models.tiny import build_char_tokenizer
-from ispo.trainer.spans import AnswerTokens, locate_answer_tokens
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +29,18 @@ def test_marker_and_answer_tokens(tokenizer, text, answer_format, marker, answer
     assert isinstance(span, AnswerTokens)
     assert tokenizer.decode(ids[span.marker_start : span.answer_start]) == marker
     assert tokenizer.decode(ids[span.answer_start : span.answer_end]) == answer
+    assert marker == ANSWER_MARKERS[answer_format]  # the trainer places this text before a gold answer
 
 
 @pytest.mark.parametrize("text", ["no answer here", "\\boxed{", "\\boxed{}", ""])
 def test_no_answer_is_none(tokenizer, text):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert locate_answer_tokens(tokenizer, [ids], "boxed") == [None]
+
+
+def test_unknown_format_raises_even_for_an_empty_batch(tokenizer):
+    with pytest.raises(ValueError, match="answer_format"):
+        locate_answer_tokens(tokenizer, [], "latex")  # type: ignore[arg-type]
 
 
 def test_special_tokens_inside_the_completion_are_skipped(tokenizer):
@@ -51,7 +58,8 @@ def test_multi_character_tokens():
     from transformers import PreTrainedTokenizerFast
 
     pieces = ["so", " ", "\\boxed{", "12", "3", "}", "."]
-    backend = Tokenizer(models.WordLevel(vocab={p: i for i, p in enumerate(pieces)} | {"[UNK]": len(pieces)}, unk_token="[UNK]"))
+    vocab = {p: i for i, p in enumerate(pieces)} | {"[UNK]": len(pieces)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Split(pattern=" ", behavior="isolated")
     backend.decoder = decoders.Fuse()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]")
@@ -63,13 +71,14 @@ def test_multi_character_tokens():
 def test_suffix_search_agrees_with_prefix_bisection(tokenizer):
     import random
 
-    from ispo.trainer.spans import _prefix_search, _tokens_holding_chars
+    from ispo.answers.spans import _prefix_search, _tokens_holding_chars
 
     rng = random.Random(0)
     texts = ["".join(rng.choice("ab \\{}12+") for _ in range(rng.randint(1, 300))) for _ in range(20)]
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     queries = [(row, rng.randrange(len(t))) for row, t in enumerate(texts) for _ in range(3)]
-    assert _tokens_holding_chars(tokenizer, ids, texts, queries) == _prefix_search(tokenizer, ids, list(dict.fromkeys(queries)))
+    expected = _prefix_search(tokenizer, ids, list(dict.fromkeys(queries)))
+    assert _tokens_holding_chars(tokenizer, ids, texts, queries) == expected
 
 
 def test_non_concatenative_decoding_falls_back_to_prefixes():
