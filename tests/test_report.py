@@ -136,7 +136,8 @@ def run_cli(*argv):
 def test_a_missing_folder_is_one_line_and_exit_2(tmp_path):
     result = run_cli(tmp_path / "no-such-run", "--output-dir", tmp_path / "out")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"ispo report: error: run folder {tmp_path / 'no-such-run'} does not exist"]
+    expected = f"ispo report: error: run folder {tmp_path / 'no-such-run'} does not exist"
+    assert result.stderr.strip().splitlines() == [expected]
     empty = tmp_path / "empty"
     empty.mkdir()
     result = run_cli(empty)

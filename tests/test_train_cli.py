@@ -99,7 +99,8 @@ def test_an_unloadable_local_model_is_one_line_and_exit_2(tmp_path, capsys):
     argv = ["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--output_dir", str(tmp_path / "out")]
     assert main([*argv, "--model", str(missing)]) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines() == [f"ispo train: error: model {missing}: no such folder (a hub id has the form org/name)"]
+    expected = f"ispo train: error: model {missing}: no such folder (a hub id has the form org/name)"
+    assert err.strip().splitlines() == [expected]
     (tmp_path / "empty").mkdir()
     assert main([*argv, "--model", str(tmp_path / "empty")]) == 2
     assert "has no config.json" in capsys.readouterr().err

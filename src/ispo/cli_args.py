@@ -156,7 +156,8 @@ def _parse(text: str, annotation: Any) -> Any:
         return _parse_union(text, members)
     if origin is typing.Literal:
         for choice in args:
-            if text == str(choice) or (isinstance(choice, bool) and text.lower() in (TRUE_WORDS if choice else FALSE_WORDS)):
+            words = (TRUE_WORDS if choice else FALSE_WORDS) if isinstance(choice, bool) else ()
+            if text == str(choice) or text.lower() in words:
                 return choice
         raise _Mismatch("one of " + ", ".join(map(str, args)))
     if annotation is bool:
@@ -225,7 +226,7 @@ def _parse_sequence(text: str, annotation: Any) -> Any:
     if origin is tuple and args and args[-1] is not Ellipsis:
         if len(items) != len(args):
             raise _Mismatch(f"{len(args)} comma-separated values")
-        return tuple(_parse(item, kind) for item, kind in zip(items, args))
+        return tuple(_parse(item, kind) for item, kind in zip(items, args, strict=True))
     item_type = args[0] if args else Any
     values = [_parse(item, item_type) for item in items]
     return tuple(values) if origin is tuple else values

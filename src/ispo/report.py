@@ -12,7 +12,10 @@ Writes to the output folder:
 - ``heldout_accuracy.png``: held-out accuracy by difficulty before and after, when runs have ``eval.json``;
 - ``report.md``: held-out accuracy by difficulty, failure-mode indices early vs late, wall time.
 
-Kept light on purpose: json, math and matplotlib (Agg) only, no torch or TRL.
+An incomplete last line of ``metrics.jsonl`` (a run cut short mid-write) is skipped with a one-line
+warning and noted in ``report.md``; any other malformed line, or a missing folder, is an error naming it
+(on the command line: one line, exit status 2). Kept light on purpose: json, math and matplotlib (Agg)
+only, no torch or TRL.
 """
 
 from __future__ import annotations
@@ -174,7 +177,7 @@ def plot_dynamics(runs: list[Run], path: Path, *, smoothing: int | None = None) 
     ncols = 4
     nrows = math.ceil(len(PANELS) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.9 * nrows), squeeze=False)
-    for ax, (title, lines) in zip(axes.flat, PANELS):
+    for ax, (title, lines) in zip(axes.flat, PANELS, strict=False):  # more axes than panels
         drawn = False
         for r, run in enumerate(runs):
             color = colors[r % len(colors)]
@@ -346,12 +349,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {report} and plots in {report.parent}")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ispo report", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

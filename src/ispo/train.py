@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ispo.cli_args import FlagField, add_flags, flag_fields, parse_value
+from ispo.models.loading import ModelSourceError, check_model_source, first_line
 
 SYNTHETIC_ARITHMETIC = "synthetic_arithmetic"
 DEFAULT_TEMPLATE = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -27,13 +28,19 @@ class RecipeArgs:
 
     model: str = field(
         default="tiny",
-        metadata={"help": "Policy model: a hub id, a local path, or 'tiny' (a tiny offline model built into <output_dir>/tiny_model)."},
+        metadata={
+            "help": "Policy model: a hub id, a local path, or 'tiny' (a tiny offline model built into "
+            "<output_dir>/tiny_model)."
+        },
     )
     tiny_hidden_size: int = field(default=64, metadata={"help": "Hidden size of the 'tiny' model."})
     tiny_num_layers: int = field(default=2, metadata={"help": "Number of layers of the 'tiny' model."})
     dataset: str = field(
         default=SYNTHETIC_ARITHMETIC,
-        metadata={"help": f"Training data: a local .jsonl/.json file, a hub dataset id, or '{SYNTHETIC_ARITHMETIC}' (generated offline)."},
+        metadata={
+            "help": f"Training data: a local .jsonl/.json file, a hub dataset id, or '{SYNTHETIC_ARITHMETIC}' "
+            "(generated offline)."
+        },
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Hub dataset configuration name."})
     dataset_split: str = field(default="train", metadata={"help": "Dataset split to train on."})
@@ -53,7 +60,7 @@ class RecipeArgs:
 
 
 def _fields() -> dict[str, FlagField]:
-    """Every recipe field by name: ``RecipeArgs``'s, then ``ISPOConfig``'s (GRPOConfig and TrainingArguments included)."""
+    """Every recipe field by name: ``RecipeArgs``'s, then ``ISPOConfig``'s (GRPOConfig, TrainingArguments)."""
     from ispo.trainer.config import ISPOConfig
 
     recipe_fields = flag_fields(RecipeArgs)
@@ -149,10 +156,6 @@ def build_examples(recipe: RecipeArgs, rows: list[dict]) -> list[dict]:
     return examples
 
 
-class ModelSourceError(ValueError):
-    """A model path or hub id that cannot be loaded; the message names it."""
-
-
 def resolve_model(recipe: RecipeArgs, output_dir: str, *, trust_remote_code: bool = False) -> str:
     """The model id or path to load; 'tiny' is built (once) and saved under ``output_dir``.
 
@@ -174,31 +177,6 @@ def resolve_model(recipe: RecipeArgs, output_dir: str, *, trust_remote_code: boo
     return str(path)
 
 
-def check_model_source(name: str, *, trust_remote_code: bool = False) -> None:
-    """Fail early and in one line when ``name`` is neither a model folder nor a loadable hub id.
-
-    Reading the model's config (one small file, cached for the real load) is what tells.
-    """
-    path = Path(name).expanduser()
-    if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or path.exists():
-        if not path.is_dir():
-            raise ModelSourceError(f"model {name}: no such folder (a hub id has the form org/name)")
-        if not (path / "config.json").is_file():
-            raise ModelSourceError(f"model {name}: the folder has no config.json (not a save_pretrained checkpoint)")
-        return
-    from transformers import AutoConfig
-
-    try:
-        AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as error:
-        raise ModelSourceError(f"model {name!r} cannot be loaded: {_first_line(error)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def main(recipe: RecipeArgs, config) -> int:
     """Train per ``recipe`` and ``config`` (an ``ISPOConfig``); returns a process exit code."""
     from datasets import Dataset
@@ -216,7 +194,7 @@ def main(recipe: RecipeArgs, config) -> int:
         model = resolve_model(recipe, config.output_dir, trust_remote_code=bool(init_kwargs.get("trust_remote_code")))
         trainer = ISPOTrainer(model, args=config, train_dataset=Dataset.from_list(examples))
     except OSError as error:  # a model folder without tokenizer or weights, say
-        print(f"ispo train: error: model {recipe.model}: {_first_line(error)}", file=sys.stderr)
+        print(f"ispo train: error: model {recipe.model}: {first_line(error)}", file=sys.stderr)
         return 2
     except ModelSourceError as error:
         print(f"ispo train: error: {error}", file=sys.stderr)

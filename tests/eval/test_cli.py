@@ -53,8 +53,9 @@ def test_bad_input_is_a_clear_one_line_error(tmp_path, capsys):
     code = main(["eval", "--model", "m", "--n-samples", "4", "--output-dir", str(tmp_path)])
     assert code == 2 and "greedy decoding" in capsys.readouterr().err
     benchmark = write_jsonl(tmp_path / "toy.jsonl", ROWS)
-    code = main(["eval", "--model", str(tmp_path / "no-such-checkpoint"), "--benchmarks", str(benchmark), "--output-dir", str(tmp_path / "o")])
-    assert code == 2 and "model folder" in capsys.readouterr().err
+    missing = str(tmp_path / "no-such-checkpoint")
+    code = main(["eval", "--model", missing, "--benchmarks", str(benchmark), "--output-dir", str(tmp_path / "o")])
+    assert code == 2 and "no-such-checkpoint: no such folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -112,10 +113,11 @@ def test_an_unknown_hub_model_offline_is_one_line_and_exit_2(tmp_path):
     import sys
 
     benchmark = write_jsonl(tmp_path / "toy.jsonl", ROWS)
-    argv = ["eval", "--model", "ispo-tests/no-such-model", "--benchmarks", str(benchmark), "--output-dir", str(tmp_path / "o")]
+    argv = ["eval", "--model", "ispo-tests/no-such-model", "--benchmarks", str(benchmark),
+            "--output-dir", str(tmp_path / "o")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     result = subprocess.run([sys.executable, "-m", "ispo", *argv], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("ispo eval: error")]
-    assert len(errors) == 1 and "model ispo-tests/no-such-model cannot be loaded" in errors[0]
+    assert len(errors) == 1 and "model 'ispo-tests/no-such-model' cannot be loaded" in errors[0]
     assert "Traceback" not in result.stderr

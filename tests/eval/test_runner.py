@@ -197,7 +197,9 @@ def test_config_accepts_comma_separated_benchmarks():
     assert EvalConfig(model="some/dir/ckpt-100/", output_dir="o").display_name == "ckpt-100"
 
 
-def test_without_a_chat_template_the_plain_prompt_is_used_said_once_and_recorded(benchmark_file, tmp_path, tokenizer, caplog):
+def test_without_a_chat_template_the_plain_prompt_is_used_said_once_and_recorded(
+    benchmark_file, tmp_path, tokenizer, caplog
+):
     import copy
 
     plain_tokenizer = copy.deepcopy(tokenizer)
@@ -206,7 +208,10 @@ def test_without_a_chat_template_the_plain_prompt_is_used_said_once_and_recorded
     backend = ScriptedBackend(plain_tokenizer)
     summary = evaluate(config(benchmark_file, output_dir, batch_size=2), backend=backend)
     notices = [r.getMessage() for r in caplog.records if "chat template" in r.getMessage()]
-    assert notices == ["ispo eval: scripted: the tokenizer has no chat template; using the plain prompt (prompt_format in summary.json)"]
+    assert notices == [
+        "ispo eval: scripted: the tokenizer has no chat template; "
+        "using the plain prompt (prompt_format in summary.json)"
+    ]
     assert summary["prompt_format"] == "plain (tokenizer has no chat template)"
     assert json.loads((output_dir / "summary.json").read_text())["prompt_format"] == summary["prompt_format"]
     assert summary["benchmarks"]["toy"]["metrics"]["pass@1"]["value"] == pytest.approx(3 / 5)
@@ -229,7 +234,9 @@ def test_chat_insists_on_the_template_and_fails_before_generating(benchmark_file
     assert summary["prompt_format"] == "qwen_math (chat template)"
 
 
-def test_chat_without_a_template_on_the_command_line_is_one_line_and_exit_2(benchmark_file, tmp_path, tokenizer, monkeypatch, capsys):
+def test_chat_without_a_template_on_the_command_line_is_one_line_and_exit_2(
+    benchmark_file, tmp_path, tokenizer, monkeypatch, capsys
+):
     import copy
 
     from ispo.cli import main
@@ -245,7 +252,8 @@ def test_chat_without_a_template_on_the_command_line_is_one_line_and_exit_2(benc
         "prompt, or pass --tokenizer with a chat template"
     ]
     assert main(argv) == 0
-    assert json.loads((tmp_path / "o" / "summary.json").read_text())["prompt_format"] == "plain (tokenizer has no chat template)"
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["prompt_format"] == "plain (tokenizer has no chat template)"
 
 
 def test_a_damaged_samples_file_is_a_clear_error(benchmark_file, tmp_path, tokenizer):

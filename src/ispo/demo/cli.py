@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_flags(parser, _fields())
     parser.add_argument(
-        "--eval-problems", type=int, default=None, help="held-out problems per difficulty (default 200; 20 when --steps < 10)"
+        "--eval-problems",
+        type=int,
+        default=None,
+        help="held-out problems per difficulty (default 200; 20 when --steps < 10)",
     )
 
 

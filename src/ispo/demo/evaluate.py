@@ -1,9 +1,12 @@
 """Held-out evaluation of the demo by difficulty: sampled accuracy graded by ``ispo.verify``.
 
 Accuracy is the mean over ``num_samples`` samples per problem at the RL sampling temperature (the
-expected outcome reward, "avg@k"), plus greedy pass@1, per difficulty. Grading calls
-``ispo.verify.verify_batch`` (gold first), the function the training reward is built on, so reward
-and evaluation cannot disagree about what counts as correct.
+expected outcome reward, "avg@k"), plus greedy pass@1, per difficulty. Generation goes through
+``ispo.eval``'s HF backend (``HFBackend``: batched, left-padded ``generate`` with every sampling knob
+pinned), the one ``ispo eval`` uses; each batch is seeded from its first sample's
+``ispo.eval.runner.sample_seed``, so results are deterministic for a seed and batch size. Grading
+calls ``verify_batch`` (gold first), the function the training reward is built on, so reward and
+evaluation cannot disagree about what counts as correct.
 """
 
 from __future__ import annotations
@@ -36,53 +39,43 @@ def heldout_problems(n_per_difficulty: int) -> list[Problem]:
 
 
 def grade(golds: list[str], completions: list[str]) -> list[bool]:
-    from ispo.verify import verify_batch
+    from ispo.answers import verify_batch
 
     return [bool(ok) for ok in verify_batch(golds, completions)]
 
 
-def generate(model, tokenizer, prompts: list[str], *, do_sample: bool, config: EvalConfig) -> list[str]:
-    """Completions (text, special tokens dropped) for ``prompts``, in batches of ``config.batch_size``."""
-    import torch
-
-    outputs: list[str] = []
-    for start in range(0, len(prompts), config.batch_size):
-        chunk = prompts[start : start + config.batch_size]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-        kwargs = dict(max_new_tokens=config.max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-        if do_sample:
-            kwargs.update(do_sample=True, temperature=config.temperature, top_k=0, top_p=1.0)
-        else:
-            kwargs.update(do_sample=False)
-        with torch.no_grad():
-            out = model.generate(**enc, **kwargs)
-        outputs.extend(tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
-    return outputs
-
-
 def evaluate(model, tokenizer, problems: list[Problem], config: EvalConfig | None = None, *, progress=True) -> dict:
     """``{"sampled/<difficulty>": acc, "greedy/<difficulty>": acc, ..., "sampled/all": acc}``, accuracies in [0, 1]."""
-    import torch
     from tqdm.auto import tqdm
+
+    from ispo.eval.backends import HFBackend
+    from ispo.eval.runner import sample_seed
 
     config = config or EvalConfig()
     was_training = model.training
-    model.eval()
-    torch.manual_seed(config.seed)
-    modes = [("sampled", True, config.num_samples)] + ([("greedy", False, 1)] if config.greedy else [])
+    backend = HFBackend(model, tokenizer)  # puts the model in eval mode
+    prompt_ids = [tokenizer(p.prompt, add_special_tokens=False)["input_ids"] for p in problems]
+    modes = [("sampled", config.temperature, config.num_samples)] + ([("greedy", 0.0, 1)] if config.greedy else [])
     results: dict[str, float] = {}
     bar = tqdm(total=sum(len(problems) * k for _, _, k in modes), desc="eval", disable=not progress, unit="seq")
-    for mode, do_sample, k in modes:
-        prompts = [p.prompt for p in problems for _ in range(k)]
-        golds = [str(p.answer) for p in problems for _ in range(k)]
-        completions = []
-        for start in range(0, len(prompts), config.batch_size):
-            completions += generate(model, tokenizer, prompts[start : start + config.batch_size], do_sample=do_sample, config=config)
-            bar.update(len(prompts[start : start + config.batch_size]))
-        correct = grade(golds, completions)
+    for mode, temperature, k in modes:
+        samples = [(i, index) for i in range(len(problems)) for index in range(k)]  # (problem, sample index)
+        completions: list[str] = []
+        for start in range(0, len(samples), config.batch_size):
+            batch = samples[start : start + config.batch_size]
+            generations = backend.generate(
+                [prompt_ids[i] for i, _ in batch],
+                temperature=temperature,
+                top_p=1.0,
+                max_new_tokens=config.max_new_tokens,
+                seeds=[sample_seed(config.seed, f"demo/{mode}", problems[i].expression, index) for i, index in batch],
+            )
+            completions += [generation.text for generation in generations]
+            bar.update(len(batch))
+        correct = grade([str(problems[i].answer) for i, _ in samples], completions)
         by_level: dict[str, list[bool]] = defaultdict(list)
-        for i, ok in enumerate(correct):
-            by_level[problems[i // k].difficulty].append(ok)
+        for (i, _), ok in zip(samples, correct, strict=True):
+            by_level[problems[i].difficulty].append(ok)
         for level, oks in by_level.items():
             results[f"{mode}/{level}"] = sum(oks) / len(oks)
         results[f"{mode}/all"] = sum(correct) / len(correct)

@@ -98,7 +98,7 @@ def encode_batch(tokenizer, pairs: list[tuple[str, str]]):
     input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (row, label_row) in enumerate(zip(rows, label_rows)):
+    for i, (row, label_row) in enumerate(zip(rows, label_rows, strict=True)):
         input_ids[i, : len(row)] = torch.tensor(row)
         labels[i, : len(row)] = torch.tensor(label_row)
         attention_mask[i, : len(row)] = 1

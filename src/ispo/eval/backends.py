@@ -234,7 +234,7 @@ class VLLMBackend:
         for output in outputs:
             sample = output.outputs[0]
             tokens = list(sample.token_ids)
-            logprobs = [position[token].logprob for token, position in zip(tokens, sample.logprobs or [])]
+            logprobs = [p[token].logprob for token, p in zip(tokens, sample.logprobs or [], strict=False)]
             generations.append(
                 Generation(
                     token_ids=tokens,

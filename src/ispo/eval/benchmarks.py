@@ -106,7 +106,9 @@ def display_name(name: str) -> str:
     return spec.display_name if spec else name
 
 
-def load_benchmark(name: str, *, data_dir: str | Path | None = None, limit: int | None = None) -> tuple[str, list[Problem]]:
+def load_benchmark(
+    name: str, *, data_dir: str | Path | None = None, limit: int | None = None
+) -> tuple[str, list[Problem]]:
     """Resolve one ``--benchmarks`` entry to ``(benchmark_name, problems)``; ``limit`` keeps the first K.
 
     Raises:
@@ -163,7 +165,7 @@ def load_jsonl(path: str | Path, *, limit: int | None = None) -> list[Problem]:
         logger.warning("%s", contents.notice())
     problems: list[Problem] = []
     seen: set[str] = set()
-    for line_number, row in zip(contents.line_numbers, contents.records):
+    for line_number, row in zip(contents.line_numbers, contents.records, strict=True):
         where = f"{path}:{line_number}"
         missing = [field for field in ("id", "problem", "answer") if field not in row]
         if missing:

@@ -14,6 +14,7 @@ import sys
 from ispo.cli_args import add_flags, flag_fields, values_from_args
 from ispo.eval.benchmarks import BenchmarkError
 from ispo.eval.runner import EvalConfig, EvalError, evaluate
+from ispo.models.loading import first_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = evaluate(config_from_args(args))
     except (EvalError, BenchmarkError, ImportError, OSError) as error:  # OSError: an unwritable output folder, say
-        lines = str(error).strip().splitlines() or [type(error).__name__]
-        print(f"ispo eval: error: {lines[0]}", file=sys.stderr)
+        print(f"ispo eval: error: {first_line(error)}", file=sys.stderr)
         return 2
     from ispo.eval.summary import markdown_table
 

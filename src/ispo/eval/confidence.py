@@ -1,15 +1,17 @@
 """Answer confidence of sampled completions: the model's probability on its own answer tokens.
 
-Hallucinated Certainty (spec section 4) shows at evaluation time as a high answer confidence on
-incorrect samples. The answer tokens are located exactly as the trainer locates the answer span a_i
-(``ispo.trainer.spans.locate_answer_tokens``, on top of ``ispo.verify.find_answer_span``), so the
-number read here and the one logged in training describe the same tokens.
+Hallucinated Certainty (docs/algorithm.md, "4. Diagnostics") shows at evaluation time as a high answer
+confidence on incorrect samples. The answer tokens are located exactly as the trainer locates the
+answer span a_i of docs/algorithm.md "Notation" (``ispo.answers.locate_answer_tokens``, on top of
+``find_answer_span``), so the number read here and the one logged in training describe the same tokens.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+from ispo.answers.spans import locate_answer_tokens
 
 
 def answer_confidences(
@@ -24,11 +26,9 @@ def answer_confidences(
         completion_ids: B rows of generated token ids (unpadded, ``(T_b,)`` each).
         token_logprobs: B rows of the sampled tokens' log-probs, aligned with ``completion_ids``.
     """
-    from ispo.trainer.spans import locate_answer_tokens  # TRL comes with it: import only when scoring
-
     spans = locate_answer_tokens(tokenizer, completion_ids, answer_format)
     confidences: list[tuple[float, float] | None] = []
-    for span, logprobs in zip(spans, token_logprobs):
+    for span, logprobs in zip(spans, token_logprobs, strict=True):
         answer = list(logprobs[span.answer_start : span.answer_end]) if span is not None else []
         if not answer:
             confidences.append(None)

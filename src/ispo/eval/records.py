@@ -45,7 +45,7 @@ class RecordStore:
             logger.warning("%s", contents.notice())
             with self.path.open("r+b") as handle:
                 handle.truncate(contents.complete_bytes)
-        for line_number, record in zip(contents.line_numbers, contents.records):
+        for line_number, record in zip(contents.line_numbers, contents.records, strict=True):
             try:
                 key = record_key(record)
             except (KeyError, TypeError, ValueError) as error:

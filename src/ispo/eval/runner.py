@@ -21,13 +21,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ispo.answers import ANSWER_FORMATS, AnswerFormat, extract_answer, verify_batch
 from ispo.eval.backends import Backend, Generation
 from ispo.eval.benchmarks import PAPER_BENCHMARKS, Problem, load_benchmark
 from ispo.eval.confidence import answer_confidences
 from ispo.eval.prompts import NO_CHAT_TEMPLATE, PromptFormat, choose_prompt_format, encode_prompt, resolve_template
 from ispo.eval.records import RecordStore
 from ispo.eval.summary import markdown_report, summarize
-from ispo.verify import extract_answer, verify_batch
+from ispo.models.loading import ModelSourceError, check_model_source, first_line, looks_local
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,9 @@ SAMPLES_FILE = "samples.jsonl"
 RUN_CONFIG_FILE = "run_config.json"
 # Settings that change the generated samples; the others (benchmarks, limit, n_samples, batch
 # size, backend) only change which samples exist or how fast they come.
-GENERATION_KEYS = ("model", "tokenizer", "prompt", "chat", "answer_format", "temperature", "top_p", "max_new_tokens", "seed")
+GENERATION_KEYS = (
+    "model", "tokenizer", "prompt", "chat", "answer_format", "temperature", "top_p", "max_new_tokens", "seed"
+)
 
 
 class EvalError(ValueError):
@@ -52,10 +55,14 @@ class EvalConfig:
 
     model: str = field(metadata=_help("hub id or local folder (save_pretrained / ispo train checkpoint)"))
     output_dir: str = field(metadata=_help("where samples.jsonl, summary.json and summary.md go; reruns resume"))
-    tokenizer: str | None = field(default=None, metadata=_help("tokenizer to load when the checkpoint has none (default: the model's)"))
+    tokenizer: str | None = field(
+        default=None, metadata=_help("tokenizer to load when the checkpoint has none (default: the model's)")
+    )
     benchmarks: list[str] = field(
         default_factory=lambda: list(PAPER_BENCHMARKS),
-        metadata=_help("comma-separated names (aime24, aime25, amc23, math500, olympiadbench, minerva, gsm8k) or .jsonl paths"),
+        metadata=_help(
+            "comma-separated names (aime24, aime25, amc23, math500, olympiadbench, minerva, gsm8k) or .jsonl paths"
+        ),
     )
     data_dir: str | None = field(default=None, metadata=_help("read DIR/<name>.jsonl instead of the hub"))
     limit: int | None = field(default=None, metadata=_help("evaluate only the first K problems of each benchmark"))
@@ -64,13 +71,20 @@ class EvalConfig:
     top_p: float = field(default=1.0, metadata=_help("nucleus sampling mass (sampling only)"))
     max_new_tokens: int = field(default=3072, metadata=_help("generation budget per sample"))
     batch_size: int = field(default=32, metadata=_help("prompts per generate call; records are flushed per batch"))
-    backend: Literal["hf", "vllm"] = field(default="hf", metadata=_help("hf: transformers generate; vllm: needs ispo[vllm]"))
+    backend: Literal["hf", "vllm"] = field(
+        default="hf", metadata=_help("hf: transformers generate; vllm: needs ispo[vllm]")
+    )
     prompt: str = field(
         default="qwen_math",
         metadata=_help("qwen_math (chat), plain, @FILE, or a template with {problem} (and {instruction})"),
     )
-    chat: bool | None = field(default=None, metadata=_help("apply the chat template (default: only for qwen_math)"))
-    answer_format: Literal["boxed", "answer_tag"] = field(default="boxed", metadata=_help("where the answer is read"))
+    chat: bool | None = field(
+        default=None,
+        metadata=_help(
+            "apply the chat template (default: for qwen_math, when the tokenizer has one; --chat insists)"
+        ),
+    )
+    answer_format: AnswerFormat = field(default="boxed", metadata=_help("where the answer is read"))
     pass_k: list[int] | None = field(default=None, metadata=_help("k of pass@k (default: powers of 2 up to n, and n)"))
     seed: int = field(default=0, metadata=_help("sampling and bootstrap seed"))
     bootstrap_resamples: int = field(default=1000, metadata=_help("resamples of the 95% bootstrap intervals"))
@@ -79,7 +93,9 @@ class EvalConfig:
         default="auto", metadata=_help("model dtype (auto: bfloat16 on GPU, float32 on CPU)")
     )
     device: str = field(default="auto", metadata=_help("hf backend device: auto, cpu, cuda, cuda:1, ..."))
-    model_name: str | None = field(default=None, metadata=_help("row label in the table (default: the model's folder name)"))
+    model_name: str | None = field(
+        default=None, metadata=_help("row label in the table (default: the model's folder name)")
+    )
     overwrite: bool = field(default=False, metadata=_help("delete this output directory's samples and start afresh"))
     trust_remote_code: bool = field(default=False, metadata=_help("allow custom model code from the hub"))
     tensor_parallel_size: int = field(default=1, metadata=_help("vllm only: GPUs per model"))
@@ -104,7 +120,7 @@ class EvalConfig:
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}"),
             (self.backend in ("hf", "vllm"), f"backend must be hf or vllm, got {self.backend!r}"),
-            (self.answer_format in ("boxed", "answer_tag"), f"unknown answer_format {self.answer_format!r}"),
+            (self.answer_format in ANSWER_FORMATS, f"unknown answer_format {self.answer_format!r}"),
             (self.bootstrap_resamples >= 1, "bootstrap_resamples must be >= 1"),
             (self.verify_timeout > 0, "verify_timeout must be > 0"),
             (
@@ -127,9 +143,11 @@ class EvalConfig:
 
 def make_backend(config: EvalConfig) -> Backend:
     """The backend the config asks for; vLLM is imported here and nowhere else."""
-    looks_local = config.model.startswith(("/", "./", "../", "~")) or config.model.count("/") > 1
-    if looks_local and not Path(config.model).expanduser().is_dir():
-        raise EvalError(f"model folder {config.model} does not exist (a hub id has the form org/name)")
+    if looks_local(config.model):  # a hub id is checked by loading it, below
+        try:
+            check_model_source(config.model)
+        except ModelSourceError as error:
+            raise EvalError(str(error)) from None
     if config.backend == "vllm":
         from ispo.eval.backends import VLLMBackend
 
@@ -152,9 +170,8 @@ def make_backend(config: EvalConfig) -> Backend:
             device=config.device,
             trust_remote_code=config.trust_remote_code,
         )
-    except OSError as error:  # an unknown hub id, no network, a folder without weights or tokenizer
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise EvalError(f"model {config.model} cannot be loaded: {reason}") from None
+    except OSError as error:  # a checkpoint folder without weights or tokenizer, say
+        raise EvalError(f"model {config.model!r} cannot be loaded: {first_line(error)}") from None
 
 
 def evaluate(config: EvalConfig, *, backend: Backend | None = None) -> dict:
@@ -264,7 +281,8 @@ def _write_json(path: Path, value: dict) -> None:
     path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
-def _sample_seed(seed: int, benchmark: str, problem_id: str, sample_index: int) -> int:
+def sample_seed(seed: int, benchmark: str, problem_id: str, sample_index: int) -> int:
+    """A 31-bit seed of one sample, stable across runs and batch sizes (vLLM seeds every sample with it)."""
     return zlib.crc32(f"{seed}\0{benchmark}\0{problem_id}\0{sample_index}".encode()) & 0x7FFFFFFF
 
 
@@ -292,7 +310,7 @@ def _generate_benchmark(config, backend, store, name, items, prompt_format: Prom
                 temperature=config.temperature,
                 top_p=config.top_p,
                 max_new_tokens=config.max_new_tokens,
-                seeds=[_sample_seed(config.seed, name, problem.id, index) for problem, index in batch],
+                seeds=[sample_seed(config.seed, name, problem.id, index) for problem, index in batch],
             )
             outcomes = verify_batch(
                 [problem.answer for problem, _ in batch],
@@ -301,11 +319,16 @@ def _generate_benchmark(config, backend, store, name, items, prompt_format: Prom
                 timeout=config.verify_timeout,
             )
             confidences = answer_confidences(
-                tokenizer, [g.token_ids for g in generations], [g.token_logprobs for g in generations], config.answer_format
+                tokenizer,
+                [g.token_ids for g in generations],
+                [g.token_logprobs for g in generations],
+                config.answer_format,
             )
             store.append(
                 _record(config, name, problem, index, generation, correct, confidence)
-                for (problem, index), generation, correct, confidence in zip(batch, generations, outcomes, confidences)
+                for (problem, index), generation, correct, confidence in zip(
+                    batch, generations, outcomes, confidences, strict=True
+                )
             )
             progress.update(len(batch))
 

@@ -141,7 +141,9 @@ def summarize(
         "metrics": metrics,
         "benchmarks": per_benchmark,
         "macro_average": macro,
-        "unparseable_golds": {name: b["unparseable_golds"] for name, b in per_benchmark.items() if b["unparseable_golds"]},
+        "unparseable_golds": {
+            name: b["unparseable_golds"] for name, b in per_benchmark.items() if b["unparseable_golds"]
+        },
     }
 
 
