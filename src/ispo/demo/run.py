@@ -1,8 +1,8 @@
-"""The offline demo: warm start, then GRPO and ISPO through the same trainer, evaluation, report.
+"""The offline demo: warm start, then GRPO, ISPO (or any preset) through the same trainer, evaluation, report.
 
-Both methods start from the same warm-started model and see the same prompts in the same order with
-the same seed and budget; GRPO is ``ISPOTrainer`` with ``lambda_ifd = lambda_tok = 0`` (it still logs
-the ISPO diagnostics, so the plots compare like with like). The held-out set is fixed
+Every method starts from the same warm-started model and sees the same prompts in the same order with
+the same seed and budget; each is ``ISPOTrainer`` with a preset (``ispo.methods.presets``; GRPO keeps
+TRL's advantages) and logs the ISPO diagnostics, so the plots compare like with like. The held-out set is fixed
 (``ispo.demo.evaluate.EVAL_SEED``), so runs with different ``--seed`` are evaluated on the same
 problems.
 
@@ -24,8 +24,6 @@ from ispo.data.synthetic import generate_problems, to_records
 from ispo.demo.evaluate import EvalConfig, evaluate, heldout_problems
 from ispo.demo.warmstart import WarmStartConfig, load_warm_start, warm_start
 
-# GRPO is ISPO with lambda_ifd = lambda_tok = 0; ISPO takes DemoConfig's weights
-METHODS = ("GRPO", "ISPO")
 
 
 def _help(text: str) -> dict:
@@ -49,10 +47,13 @@ class DemoConfig:
     difficulty_weights: tuple[float, float, float] = field(
         default=(1 / 3, 1 / 3, 1 / 3), metadata=_help("share of RL prompts per difficulty: easy,medium,hard")
     )
-    methods: tuple[str, ...] = field(default=("GRPO", "ISPO"), metadata=_help("comma-separated, from GRPO,ISPO"))
-    # ISPO knobs beyond the weights keep the defaults of docs/algorithm.md; these two are exposed for sweeps
-    lambda_ifd: float = field(default=0.2, metadata=_help("ISPO's IFD weight"))
-    lambda_tok: float = field(default=0.2, metadata=_help("ISPO's token-reward weight"))
+    methods: tuple[str, ...] = field(
+        default=("GRPO", "ISPO"),
+        metadata=_help(
+            "comma-separated presets: GRPO, Dr.GRPO, ISPO (the current defaults), ISPO-paper, or any registered "
+            "method (self_certainty, rlpr, zvp, prog, pacr, ...; docs/methods.md)"
+        ),
+    )
     warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     # 1 by default, so results do not depend on the machine's core count (float reductions split across
@@ -66,9 +67,14 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
-        unknown = [method for method in self.methods if method not in METHODS]
-        if unknown or not self.methods:
-            raise ValueError(f"methods must be some of {', '.join(METHODS)}, got {','.join(self.methods) or 'none'}")
+        from ispo.methods.presets import resolve_preset
+
+        if not self.methods:
+            raise ValueError("methods: give at least one")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods: each at most once, got {','.join(self.methods)}")
+        for method in self.methods:
+            resolve_preset(method)  # a one-line ValueError naming the unknown one
 
 
 def rl_records(config: DemoConfig) -> list[dict]:
@@ -91,13 +97,13 @@ def rl_records(config: DemoConfig) -> list[dict]:
 
 
 def trainer_config(config: DemoConfig, method: str, output_dir: Path):
+    """The ``ISPOConfig`` of ``method`` (a preset name) under the demo's shared budget and settings."""
+    from ispo.methods.presets import resolve_preset
     from ispo.trainer import ISPOConfig
 
-    lambda_ifd, lambda_tok = (0.0, 0.0) if method == "GRPO" else (config.lambda_ifd, config.lambda_tok)
     return ISPOConfig(
         output_dir=str(output_dir),
-        lambda_ifd=lambda_ifd,
-        lambda_tok=lambda_tok,
+        **resolve_preset(method),
         seed=config.seed,
         data_seed=config.seed,
         max_steps=config.steps,

@@ -1,0 +1,31 @@
+"""``ispo demo --methods``: presets, aliases and registered methods, each trained with its own config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def test_methods_accept_presets_aliases_and_registered_methods():
+    from ispo.demo.run import DemoConfig
+
+    DemoConfig(methods=("GRPO", "Dr.GRPO", "ISPO", "ISPO-paper", "self_certainty", "rlpr", "zvp", "prog", "pacr"))
+    with pytest.raises(ValueError, match="unknown preset or method 'nope'"):
+        DemoConfig(methods=("GRPO", "nope"))
+    with pytest.raises(ValueError, match="each at most once"):
+        DemoConfig(methods=("GRPO", "GRPO"))
+
+
+def test_each_method_gets_its_presets_fields_and_the_shared_budget(tmp_path: Path):
+    from ispo.demo.run import DemoConfig, trainer_config
+
+    config = DemoConfig(steps=3, seed=5)
+    grpo = trainer_config(config, "GRPO", tmp_path / "a")
+    dr = trainer_config(config, "Dr.GRPO", tmp_path / "b")
+    rlpr = trainer_config(config, "rlpr", tmp_path / "c")
+    assert (grpo.method, dr.method, rlpr.method) == ("grpo", "dr_grpo", "rlpr")
+    assert (dr.loss_type, dr.scale_rewards) == ("dr_grpo", "none")
+    for args in (grpo, dr, rlpr):
+        assert (args.max_steps, args.seed, args.learning_rate) == (3, 5, config.learning_rate)
+        assert args.ispo_diagnostics  # every method logs the failure-mode diagnostics
