@@ -357,7 +357,7 @@ class ISPOTrainer(GRPOTrainer):
                 name = self.reward_func_names[self._outcome_index]
                 raise ValueError(
                     f"ISPO: outcome reward {name!r} returned {outcome[bad][0].item():g} at step {self.state.global_step}; "
-                    "R_o must be 0 or 1 (None = unscorable); see docs/algorithm.md, "The outcome reward""
+                    "R_o must be 0 or 1 (None = unscorable); see docs/algorithm.md, 'The outcome reward'"
                 )
         weighted = rewards_per_func * weights.unsqueeze(0)
         others = torch.ones(weighted.size(1), dtype=torch.bool, device=weighted.device)
