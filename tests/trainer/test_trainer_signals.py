@@ -206,3 +206,29 @@ def test_two_process_training_runs_end_to_end(tmp_path):
     # step 1 measures the recorded decoding statistics against a forward on both processes (fp32: equal);
     # step 2 uses them, drift filter included
     assert [r["ispo/pi_old_from_generation"] for r in records] == [0.0, 1.0] and records[-1]["critical/frac"] > 0
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("variant", "forwards"),
+    [
+        # RLPR: the gold answer after each rollout's reasoning (one chunk per process) and once per prompt
+        # without it (one chunk), no pi_old forward; the std filter's EMA from the global rewards
+        ("method=rlpr,rlpr_std_filter=true,rlpr_filter_beta=1.0", 2),
+        # RL-ZVP: only the pi_old forward; an all-wrong group straddles the processes
+        ("method=zvp,outcomes=zero_variance,zvp_alpha=0.3", 1),
+    ],
+)
+def test_two_processes_compute_the_same_method_advantages(tiny_model_path, tmp_path, variant, forwards):
+    """A method's rewards and (per-token) advantages do not depend on how the rows are split over processes."""
+    one = _run_scoring(lambda: [sys.executable], tiny_model_path, tmp_path / "one.json", variant)
+    two = _run_scoring(_launch_two, tiny_model_path, tmp_path / "two.json", variant)
+    method = variant.split(",")[0].removeprefix("method=")
+    assert (one["num_processes"], two["num_processes"]) == (1, 2)
+    assert one["method"] == two["method"] == method
+    for key in ("outcome", "composite", "advantages", "gathered_local_advantages"):
+        a, b = torch.tensor(one[key]), torch.tensor(two[key])
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True, msg=key)
+    torch.testing.assert_close(torch.tensor(two["gathered_local_advantages"]), torch.tensor(two["advantages"]))
+    assert torch.tensor(one["advantages"]).abs().sum() > 0
+    assert one["forwards_per_process"] == [forwards] and two["forwards_per_process"] == [forwards, forwards]

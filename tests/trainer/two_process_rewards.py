@@ -4,8 +4,13 @@
     accelerate launch --multi_gpu --num_processes 2 two_process_rewards.py MODEL_DIR OUT.json [VARIANT]
 
 VARIANT: "" (the fixed rollouts), "lopsided" (answers on the first process only), "fallback_one_rank"
-(the second process has TRL's pi_old statistics, the first must run a forward for them). Also records
-how many forwards each process ran: sharded models (ZeRO-3, FSDP) need them equal.
+(the second process has TRL's pi_old statistics, the first must run a forward for them), or comma-separated
+``key=value`` settings for a registered method: "method=rlpr", "method=zvp,outcomes=zero_variance",
+"method=rlpr,rlpr_std_filter=true". ``outcomes`` picks a set of ``OUTCOMES``; any other key is an
+``ISPOConfig`` field, its value read as JSON when it parses (true, 0.5) and as a string otherwise. A method
+variant runs without the ISPO diagnostics (``ispo_diagnostics=False``) so that only its own passes run, and
+writes its global composite reward and advantages ((N,) or (N, T)). Also records how many forwards each
+process ran: sharded models (ZeRO-3, FSDP) need them equal.
 """
 
 from __future__ import annotations
@@ -21,16 +26,43 @@ from datasets import Dataset
 import ispo_fixed_rollouts as fixed
 from ispo import ISPOConfig, ISPOTrainer
 
+# Group 1 all correct, group 2 all wrong with an unscorable row (it straddles the two processes), group 3
+# mixed: RL-ZVP's three cases.
+ZERO_VARIANCE_OUTCOMES = [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, None, 0.0, 1.0, 1.0, 0.0, 0.0]
+OUTCOMES = {"fixed": fixed.OUTCOMES, "zero_variance": ZERO_VARIANCE_OUTCOMES}
+
+
+def method_settings(variant: str) -> dict | None:
+    """``{"method": ..., field: value, ...}`` from a "key=value,..." variant; None for the named variants."""
+    if "=" not in variant:
+        return None
+    settings = {}
+    for item in variant.split(","):
+        key, _, text = item.partition("=")
+        try:
+            settings[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[key.strip()] = text.strip()
+    if "method" not in settings:
+        raise ValueError(f"variant {variant!r}: key=value settings need method=NAME")
+    return settings
+
 
 def main(model_dir: str, out_path: str, variant: str = "") -> None:
     from accelerate import PartialState
 
     total = len(fixed.COMPLETIONS)
     local = total // int(os.environ.get("WORLD_SIZE", "1"))  # before any accelerate state exists
+    settings = method_settings(variant)
+    if settings is None:
+        config = dict(lambda_ifd=0.3, lambda_tok=0.3, rho_h=0.3)
+    else:
+        fixed.OUTCOMES = OUTCOMES[settings.pop("outcomes", "fixed")]  # read by fixed.global_rewards
+        config = dict(ispo_diagnostics=False, **settings)
     args = ISPOConfig(
         output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, report_to=[], seed=0,
         num_generations=fixed.NUM_GENERATIONS, per_device_train_batch_size=local, max_completion_length=32,
-        lambda_ifd=0.3, lambda_tok=0.3, rho_h=0.3, disable_tqdm=True,
+        disable_tqdm=True, **config,
     )
     trainer = ISPOTrainer(model_dir, args=args, train_dataset=Dataset.from_list(fixed.global_inputs()))
     state = PartialState()
@@ -58,12 +90,20 @@ def main(model_dir: str, out_path: str, variant: str = "") -> None:
     with_trl = variant == "fallback_one_rank" and state.process_index == 1
     output = fixed.score(trainer, rows, completions, with_trl_statistics=with_trl)
     forwards_per_process = trainer.accelerator.gather(torch.tensor([len(forwards)])).tolist()
-    advantages = trainer.accelerator.gather(output["advantages"])
+    local_advantages = output["advantages"]
+    if local_advantages.dim() == 2:  # per-token advantages: each process's own token width
+        local_advantages = trainer.accelerator.pad_across_processes(local_advantages, dim=1)
+    advantages = trainer.accelerator.gather(local_advantages)
     last = trainer._ispo_last
     if state.is_main_process:
-        result = {key: last[key].tolist() for key in ("outcome", "ifd", "token_reward", "composite", "advantages")}
+        keys = ("outcome", "composite", "advantages")
+        if settings is None:
+            keys += ("ifd", "token_reward")
+        result = {key: last[key].tolist() for key in keys}
         result["gathered_local_advantages"] = advantages.tolist()
-        result["critical_count"] = int(last["critical"].sum())
+        if settings is None:
+            result["critical_count"] = int(last["critical"].sum())
+        result["method"] = args.method
         result["num_processes"] = state.num_processes
         result["forwards_per_process"] = forwards_per_process
         with open(out_path, "w") as handle:
