@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 
@@ -34,12 +35,50 @@ def test_deterministic_and_seed_dependent(difficulty):
     assert len({p.expression for p in a}) == 50
 
 
+def old_split_of(expression):
+    """The train / held-out rule the cached warm starts were trained under, written out independently."""
+    fraction = int(hashlib.sha256(expression.encode()).hexdigest()[:16], 16) / 2**64
+    return "heldout" if fraction < 0.1 else "train"
+
+
 def test_splits_are_disjoint_whatever_the_seeds():
     for difficulty in DIFFICULTIES:
         train = {p.expression for seed in (0, 1) for p in generate_problems(1000, difficulty, split="train", seed=seed)}
+        dev = {p.expression for seed in (0, 7) for p in generate_problems(100, difficulty, split="dev", seed=seed)}
+        test = {p.expression for seed in (0, 7) for p in generate_problems(100, difficulty, split="test", seed=seed)}
         heldout = {p.expression for p in generate_problems(150, difficulty, split="heldout", seed=7)}
-        assert not train & heldout
-        assert all(synthetic.split_of(e) == "heldout" for e in heldout)
+        assert not train & dev and not train & test and not dev & test and not train & heldout
+        assert all(synthetic.split_of(e) == "dev" for e in dev)
+        assert all(synthetic.split_of(e) == "test" for e in test)
+        assert {synthetic.split_of(e) for e in heldout} == {"dev", "test"}  # held-out = dev and test together
+        assert all(old_split_of(e) == "train" for e in train)
+        assert all(old_split_of(e) == "heldout" for e in dev | test | heldout)
+
+
+def test_train_membership_is_the_old_rule_and_heldout_divides_about_evenly():
+    """Every expression keeps its train / held-out side (the warm start's data); held-out splits ~50/50."""
+    rng = random.Random(0)
+    expressions = [synthetic.sample_problem(rng, rng.choice(list(DIFFICULTIES))).expression for _ in range(20_000)]
+    expressions += [str(i) for i in range(20_000)]  # any text, not only problems
+    counts = {"train": 0, "dev": 0, "test": 0}
+    for expression in expressions:
+        split = synthetic.split_of(expression)
+        counts[split] += 1
+        assert (split == "train") == (old_split_of(expression) == "train"), expression
+    heldout = counts["dev"] + counts["test"]
+    assert 0.08 < heldout / len(expressions) < 0.12
+    assert 0.45 < counts["dev"] / heldout < 0.55
+
+
+def test_heldout_keeps_the_problems_it_always_gave():
+    """``split="heldout"`` draws the same problems as before the dev/test division (the old rule, same stream)."""
+    rng = random.Random("ispo-synthetic/0/medium/heldout")
+    expected = []
+    while len(expected) < 5:
+        problem = synthetic.sample_problem(rng, "medium")
+        if old_split_of(problem.expression) == "heldout" and problem not in expected:
+            expected.append(problem)
+    assert generate_problems(5, "medium", split="heldout", seed=0) == expected
 
 
 @pytest.mark.parametrize("difficulty", list(DIFFICULTIES))
@@ -107,8 +146,8 @@ def test_characters_cover_the_task():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="difficulty"):
         generate_problems(1, "impossible")
-    with pytest.raises(ValueError, match="split"):
-        generate_problems(1, "easy", split="test")
+    with pytest.raises(ValueError, match="split must be one of train, dev, test, heldout, got 'validation'"):
+        generate_problems(1, "easy", split="validation")
     with pytest.raises(ValueError, match="distinct"):
         generate_problems(5000, "easy", split="heldout")
 

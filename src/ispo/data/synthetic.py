@@ -9,8 +9,10 @@ step per line and ends the way real math rollouts end::
     \\boxed{27}
 
 Difficulty grows with the number of steps and the size of the operands (``DIFFICULTIES``). The
-train / held-out split is a pure function of the problem's text (a stable hash), so the two splits
-are disjoint whatever the seeds and sizes asked for.
+split is a pure function of the problem's text (a stable hash, ``split_of``): 90% ``train``, and the
+held-out 10% divided once, by another bit of the same hash, into ``dev`` (selection: choosing methods
+and settings) and ``test`` (confirmation only), about half each. The three are disjoint whatever the
+seeds and sizes asked for; ``"heldout"`` names ``dev`` and ``test`` together.
 
 ``solution_text(..., error_rate=p)`` writes *deliberately imperfect* solutions for the warm start:
 each step's result is wrong with probability ``p`` (off by one or two, or a dropped/extra carry), and
@@ -27,7 +29,10 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-Split = Literal["train", "heldout"]
+Split = Literal["train", "dev", "test"]
+# what generate_problems accepts: a split, or "heldout" = dev and test together
+SplitName = Literal["train", "dev", "test", "heldout"]
+SPLIT_NAMES: tuple[str, ...] = ("train", "dev", "test", "heldout")
 DifficultyName = Literal["easy", "medium", "hard"]
 
 # Every character the prompts and solutions use; the demo's tokenizer is built over exactly these.
@@ -81,9 +86,21 @@ class Problem:
 
 
 def split_of(expression: str) -> Split:
-    """Which split a problem belongs to: a stable hash of its text, independent of any seed."""
+    """Which split a problem belongs to: a stable hash of its text, independent of any seed.
+
+    The first 8 bytes of sha256(expression), read as a fraction of 2**64, put 10% in held-out (the rule
+    the cached warm starts were trained under, so train membership must never change); the lowest bit
+    of byte 8, independent of those, divides held-out into ``dev`` (0) and ``test`` (1).
+    """
     digest = hashlib.sha256(expression.encode()).digest()
-    return "heldout" if int.from_bytes(digest[:8], "big") / 2**64 < HELDOUT_FRACTION else "train"
+    if int.from_bytes(digest[:8], "big") / 2**64 >= HELDOUT_FRACTION:
+        return "train"
+    return "test" if digest[8] & 1 else "dev"
+
+
+def in_split(split: str, name: str) -> bool:
+    """Whether a problem of split ``split`` belongs to ``name`` (a split, or "heldout" = dev and test)."""
+    return split == name or (name == "heldout" and split in ("dev", "test"))
 
 
 def sample_problem(rng: random.Random, difficulty: str) -> Problem:
@@ -108,19 +125,19 @@ def sample_problem(rng: random.Random, difficulty: str) -> Problem:
     return Problem(start=start, operands=tuple(operands), difficulty=difficulty)
 
 
-def generate_problems(n: int, difficulty: str, *, split: Split = "train", seed: int = 0) -> list[Problem]:
-    """``n`` distinct problems of one difficulty from one split, determined by ``seed``."""
+def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", seed: int = 0) -> list[Problem]:
+    """``n`` distinct problems of one difficulty from one split (or "heldout": dev and test), determined by ``seed``."""
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}")
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    if split not in SPLIT_NAMES:
+        raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
     rng = random.Random(f"ispo-synthetic/{seed}/{difficulty}/{split}")
     problems: list[Problem] = []
     seen: set[str] = set()
     misses = 0  # draws in a row that brought nothing new: the split is (nearly) exhausted
     while len(problems) < n:
         problem = sample_problem(rng, difficulty)
-        if problem.split != split or problem.expression in seen:
+        if not in_split(problem.split, split) or problem.expression in seen:
             misses += 1
             if misses > 20_000:
                 raise ValueError(
@@ -134,7 +151,7 @@ def generate_problems(n: int, difficulty: str, *, split: Split = "train", seed: 
 
 
 def generate_mixture(
-    n_per_difficulty: int | dict[str, int], *, split: Split = "train", seed: int = 0
+    n_per_difficulty: int | dict[str, int], *, split: SplitName = "train", seed: int = 0
 ) -> list[Problem]:
     """Problems of every difficulty, interleaved (easy, medium, hard, easy, ...), deterministic."""
     counts = (
