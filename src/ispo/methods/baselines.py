@@ -46,8 +46,12 @@ def self_certainty(batch: RolloutBatch, config) -> MethodOutput:
         combine=config.self_certainty_combine,
         scale=config.scale_rewards,
     )
-    rewards = certainty if mode == "replace" else batch.reward + config.self_certainty_weight * certainty
-    return MethodOutput(rewards=rewards, advantages=advantages, metrics={"self_certainty/mean": _mean(certainty)})
+    if mode == "replace":  # no verifier: every rollout is scored by its self-certainty
+        return MethodOutput(rewards=certainty, advantages=advantages, metrics={"self_certainty/mean": _mean(certainty)})
+    # "add": an unscorable outcome leaves the rollout out, as under GRPO; the trained signal is a sum of two
+    # standardised terms, so the logged reward is the outcome's and the self-certainty is logged on its own
+    advantages = torch.where(batch.scorable, advantages, torch.zeros_like(advantages))
+    return MethodOutput(advantages=advantages, metrics={"self_certainty/mean": _mean(certainty)})
 
 
 @register_method(
@@ -68,16 +72,19 @@ def rlpr(batch: RolloutBatch, config) -> MethodOutput:
     advantages = group_advantages(rewards, batch.num_generations, scale=config.scale_rewards)
     metrics = {"rlpr/reward_mean": _mean(rewards)}
     if config.rlpr_std_filter:
+        # RLPR's filter uses the threshold of the steps before this one; the first step keeps every prompt [ours]
+        previous = batch.state.get("rlpr_std_ema")
+        if previous is not None:
+            threshold = config.rlpr_filter_beta * previous
+            keep = rlpr_std_filter(rewards, batch.num_generations, threshold).repeat_interleave(batch.num_generations)
+            # [ours] filtered prompts get advantage 0 (the official trainer refills the batch with new prompts)
+            advantages = torch.where(keep, advantages, torch.zeros_like(advantages))
+            metrics["rlpr/kept_prompts"] = float(keep.float().mean())
+            metrics["rlpr/std_threshold"] = float(threshold)
         stds = group_reward_std(rewards, batch.num_generations)
-        ema, threshold = update_std_threshold(
-            stds, batch.state.get("rlpr_std_ema"), ema_ratio=config.rlpr_filter_ema, beta=config.rlpr_filter_beta
+        batch.state["rlpr_std_ema"], _ = update_std_threshold(
+            stds, previous, ema_ratio=config.rlpr_filter_ema, beta=config.rlpr_filter_beta
         )
-        batch.state["rlpr_std_ema"] = ema
-        keep = rlpr_std_filter(rewards, batch.num_generations, threshold).repeat_interleave(batch.num_generations)
-        # [ours] filtered prompts get advantage 0 (the official trainer refills the batch with new prompts)
-        advantages = torch.where(keep, advantages, torch.zeros_like(advantages))
-        metrics["rlpr/kept_prompts"] = float(keep.float().mean())
-        metrics["rlpr/std_threshold"] = float(threshold)
     return MethodOutput(rewards=rewards, advantages=advantages, metrics=metrics)
 
 
@@ -154,6 +161,8 @@ def pacr(batch: RolloutBatch, config) -> MethodOutput:
         lambda_process=config.pacr_lambda_process,
         scale=config.scale_rewards,
     )
+    # an unscorable outcome leaves the rollout out (its process term included), as under GRPO
+    advantages = torch.where(batch.scorable.unsqueeze(1), advantages, torch.zeros_like(advantages))
     return MethodOutput(rewards=batch.reward, advantages=advantages)
 
 
