@@ -38,20 +38,20 @@ from trl.trainer.utils import add_fused_lm_head, create_model_from_path, disable
 from ispo.answers import ANSWER_MARKERS, AnswerTokens, locate_answer_tokens
 from ispo.core import (
     group_advantages,
-    newline_step_boundaries,
-    step_ids_from_boundaries,
-    token_self_certainty,
     group_is_constant,
     masked_mean,
+    newline_step_boundaries,
     normalized_entropy,
+    step_ids_from_boundaries,
     token_drift,
+    token_self_certainty,
     zero_advantage_groups,
 )
 from ispo.methods import MethodOutput, Pass, RolloutBatch, get_method
 from ispo.methods.builtin import ifd_signal, ispo_signal_passes, ispo_token_signal
+from ispo.models.recording import GenerationRecorder
 from ispo.rewards import math_accuracy_reward
 from ispo.trainer.config import ISPOConfig
-from ispo.trainer.generation_stats import GenerationRecorder
 from ispo.trainer.metrics import MetricsWriter
 from ispo.trainer.passes import Continuation, ForwardPasses, scatter_rows
 
