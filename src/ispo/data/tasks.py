@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-TASKS: dict[str, str] = {"arithmetic": "ispo.data.synthetic"}
+# arithmetic: chains of additions and subtractions; branching: chains of decisions (parity / threshold rules)
+TASKS: dict[str, str] = {"arithmetic": "ispo.data.synthetic", "branching": "ispo.data.branching"}
 
 
 def get_task(name: str) -> ModuleType:
