@@ -1,4 +1,4 @@
-"""Per-token statistics under the rollout policy: entropy, normalised entropy, drift (spec: Notation, 2)."""
+"""Per-token statistics under the rollout policy: entropy, normalised entropy, drift (docs/algorithm.md: Notation, §2)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     H = logsumexp(z) - sum_v softmax(z)_v * z_v, which never forms log(0).
 
     Shapes: logits ``(..., V)`` -> ``(...)``. The caller applies the sampling temperature to the logits
-    first (spec: all probabilities under the temperature the loss uses).
+    first (docs/algorithm.md, Notation: all probabilities under the temperature the loss uses).
     """
     logits = logits.float()
     log_normaliser = torch.logsumexp(logits, dim=-1)
@@ -26,14 +26,14 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 def normalized_entropy(entropy: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """Hn = H / log|V|, in [0, 1] (spec: Notation). Shapes: any -> same."""
+    """Hn = H / log|V|, in [0, 1] (docs/algorithm.md: Notation). Shapes: any -> same."""
     if vocab_size < 2:
         raise ValueError(f"vocab_size must be at least 2, got {vocab_size}")
     return (entropy / math.log(vocab_size)).clamp(0.0, 1.0)
 
 
 def token_drift(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
-    """d_{i,t} = |log pi_old(o_{i,t}) - log pi_ref(o_{i,t})| (spec 2, drift filter). Shapes: (B, T) -> (B, T)."""
+    """d_{i,t} = |log pi_old(o_{i,t}) - log pi_ref(o_{i,t})| (docs/algorithm.md §2, drift filter). Shapes: (B, T) -> (B, T)."""
     check_same_shape("logps", logps, ref_logps=ref_logps)
     return (logps - ref_logps).abs()
 
