@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ispo-installed
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup test test-fast lint format demo bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: setup
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

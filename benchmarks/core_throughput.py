@@ -111,8 +111,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     x = make_inputs(args.batch, args.length, args.answer_length, args.vocab_size, args.seed)
-    print(f"B={args.batch} T={args.length} answer_len<={args.answer_length} G={args.num_generations} "
-          f"torch threads={torch.get_num_threads()}")
+    print(
+        f"B={args.batch} T={args.length} answer_len<={args.answer_length} G={args.num_generations} "
+        f"torch threads={torch.get_num_threads()}"
+    )
 
     # Peak memory: growth of the process's peak resident set over the first vectorised call, taken
     # before the plain loop runs (its Python lists would dominate the peak).
@@ -136,8 +138,10 @@ def main() -> None:
     print(f"plain loop: median {loop_median:.2f} s over {args.loop_repeats} run(s)")
     print(f"max |difference| between the two: {max_diff:.2e}")
     print(f"speed ratio (loop / vectorised): {loop_median / fast_median:.0f}x   (goal: >= 50x)")
-    print(f"peak memory of the vectorised path (resident-set growth): {peak_bytes / 2**20:.1f} MiB "
-          f"(inputs: {input_bytes / 2**20:.1f} MiB)")
+    print(
+        f"peak memory of the vectorised path (resident-set growth): {peak_bytes / 2**20:.1f} MiB "
+        f"(inputs: {input_bytes / 2**20:.1f} MiB)"
+    )
     if max_diff > 1e-3:
         raise SystemExit("the vectorised and plain-loop results disagree")
 

@@ -11,7 +11,6 @@ the RL prompts. Spread is the sample standard deviation over seeds (and min..max
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -87,7 +86,9 @@ def summarize(table: dict, methods: tuple[str, ...]) -> str:
                 cells.append("n/a")
                 continue
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f} ({min(values):.3f}..{max(values):.3f}), {len(values)}")
+            cells.append(
+                f"{statistics.mean(values):.3f} ± {sd:.3f} ({min(values):.3f}..{max(values):.3f}), {len(values)}"
+            )
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

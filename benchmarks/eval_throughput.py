@@ -69,8 +69,14 @@ def main() -> None:
     batched_tokens, batched_seconds = min(batched, key=lambda m: m[1] / m[0])
     single_tokens, single_seconds = min(single, key=lambda m: m[1] / m[0])
     batched_rate, single_rate = batched_tokens / batched_seconds, single_tokens / single_seconds
-    print(f"device {backend.model.device}, {len(prompts)} prompts, max_new_tokens {args.max_new_tokens}, best of {args.repeats}")
-    print(f"batch size {args.batch_size:>3}: {batched_tokens} tokens in {batched_seconds:.2f}s = {batched_rate:.0f} tokens/s")
+    print(
+        f"device {backend.model.device}, {len(prompts)} prompts, max_new_tokens {args.max_new_tokens}, "
+        f"best of {args.repeats}"
+    )
+    print(
+        f"batch size {args.batch_size:>3}: {batched_tokens} tokens in {batched_seconds:.2f}s "
+        f"= {batched_rate:.0f} tokens/s"
+    )
     print(f"batch size   1: {single_tokens} tokens in {single_seconds:.2f}s = {single_rate:.0f} tokens/s")
     print(f"batched / single throughput ratio: {batched_rate / single_rate:.2f}x")
 

@@ -7,9 +7,11 @@ rollouts carry answers and every ISPO pass runs (pi_old log-probs and entropies,
 for the drift filter, the counterfactual forward). GRPO (TRL's ``GRPOTrainer``) and each method
 (``ISPOTrainer(method=...)``, defaults) then train in turn, ``--steps`` optimizer steps each per round,
 so that machine load affects all alike. Methods other than ISPO run without the ISPO diagnostics
-(``ispo_diagnostics=False``) unless ``--diagnostics``: the ratio is then the method's own cost. The learning rate is 0 by default: the full step runs (loss, backward,
+(``ispo_diagnostics=False``) unless ``--diagnostics``: the ratio is then the method's own cost. The
+learning rate is 0 by default: the full step runs (loss, backward,
 optimizer) but the policy stays put, so both trainers sample identical rollouts (ISPO draws no
-random numbers) and the step times differ by ISPO's extra work alone. Step time is TRL's ``step_time`` (generation + scoring + loss + backward).
+random numbers) and the step times differ by ISPO's extra work alone. Step time is TRL's ``step_time``
+(generation + scoring + loss + backward).
 Prints the median ISPO/GRPO step-time ratio and the median time of each extra ISPO pass.
 """
 
@@ -36,8 +38,10 @@ def warm_start(path: Path, rows: list[dict], steps: int, seed: int) -> Path:
     for row in rows:
         prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
         # a short worked line before the box, as reasoning models write (about 50 character tokens)
-        texts.append(prompt + f"We compute {row['problem']} step by step: it gives {row['answer']}. "
-                     f"So \\boxed{{{row['answer']}}}" + tokenizer.eos_token)
+        texts.append(
+            prompt + f"We compute {row['problem']} step by step: it gives {row['answer']}. "
+            f"So \\boxed{{{row['answer']}}}" + tokenizer.eos_token
+        )
     model.train()
     for step in range(steps):
         batch = tokenizer([texts[(step * 16 + i) % len(texts)] for i in range(16)], return_tensors="pt", padding=True)
@@ -59,14 +63,25 @@ def run(kind: str, model_path: str, dataset, output_dir: str, args) -> list[dict
     from ispo.rewards import math_accuracy_reward
 
     common = dict(
-        output_dir=output_dir, use_cpu=True, bf16=False, seed=args.seed, report_to=[], save_strategy="no",
-        disable_tqdm=True, logging_steps=1, max_steps=args.steps, learning_rate=args.learning_rate, num_generations=4,
-        per_device_train_batch_size=args.batch_size, max_completion_length=args.max_completion_length,
+        output_dir=output_dir,
+        use_cpu=True,
+        bf16=False,
+        seed=args.seed,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=1,
+        max_steps=args.steps,
+        learning_rate=args.learning_rate,
+        num_generations=4,
+        per_device_train_batch_size=args.batch_size,
+        max_completion_length=args.max_completion_length,
         beta=args.beta,
     )
     if kind == "grpo":
-        trainer = GRPOTrainer(model_path, reward_funcs=[math_accuracy_reward()], args=GRPOConfig(**common),
-                              train_dataset=dataset)
+        trainer = GRPOTrainer(
+            model_path, reward_funcs=[math_accuracy_reward()], args=GRPOConfig(**common), train_dataset=dataset
+        )
     else:
         diagnostics = kind == "ispo" or args.diagnostics
         config = ISPOConfig(**common, method=kind, ispo_diagnostics=diagnostics)
@@ -86,8 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-steps", type=int, default=800, help="supervised warm-up steps of the tiny model")
     parser.add_argument("--beta", type=float, default=0.0, help="KL weight (beta > 0: TRL's reference is shared)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--learning-rate", type=float, default=0.0,
-                        help="0 (default): both trainers sample the very same rollouts, so only the extra work differs")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.0,
+        help="0 (default): both trainers sample the very same rollouts, so only the extra work differs",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier timings)")
     args = parser.parse_args(argv)
 
@@ -114,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     # the first step of each run pays one-off costs (warm caches, lazy init): leave it out of all
     steady = {kind: [e for e in entries if e["step"] > 1] for kind, entries in logs.items()}
     grpo = statistics.median(e["step_time"] for e in steady["grpo"])
-    print(f"steps measured per trainer: {len(steady['grpo'])} (batch {args.batch_size} rollouts, completions <= "
-          f"{args.max_completion_length} tokens, beta {args.beta}); median GRPO step {grpo:.3f}s")
+    print(
+        f"steps measured per trainer: {len(steady['grpo'])} (batch {args.batch_size} rollouts, completions <= "
+        f"{args.max_completion_length} tokens, beta {args.beta}); median GRPO step {grpo:.3f}s"
+    )
     answered = [1 - e["no_answer_rate"] for kind in methods for e in steady[kind] if "no_answer_rate" in e]
     if answered:
         print(f"rollouts with an answer: {statistics.mean(answered):.0%}")
@@ -125,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         keys = sorted({key for e in steady[kind] for key in e if key.startswith("time/ispo_")})
         for key in keys:
             values = [e[key] for e in steady[kind] if e.get(key) is not None]
-            print(f"  {key:30s} median {statistics.median(values) * 1000:8.1f} ms "
-                  f"({statistics.median(values) / grpo:.1%} of a GRPO step)")
+            print(
+                f"  {key:30s} median {statistics.median(values) * 1000:8.1f} ms "
+                f"({statistics.median(values) / grpo:.1%} of a GRPO step)"
+            )
         totals = [e["time/ispo_total"] for e in steady[kind] if e.get("time/ispo_total") is not None]
         if totals:  # steadier than the ratio of step times on a shared machine
             print(f"  passes' own time / GRPO step: {1 + statistics.median(totals) / grpo:.3f}")

@@ -48,11 +48,37 @@ def test_absent_flags_keep_the_dataclass_defaults():
 
 def test_typed_flags_convert_every_kind():
     settings = parse(
-        ["--name", "x", "--steps", "7", "--rate", "1e-3", "--verbose", "--no-chat", "--mode", "slow", "--limit", "4",
-         "--ks", "4,16", "--weights", "0.25, 0.75", "--tags", "b,c"]
+        [
+            "--name",
+            "x",
+            "--steps",
+            "7",
+            "--rate",
+            "1e-3",
+            "--verbose",
+            "--no-chat",
+            "--mode",
+            "slow",
+            "--limit",
+            "4",
+            "--ks",
+            "4,16",
+            "--weights",
+            "0.25, 0.75",
+            "--tags",
+            "b,c",
+        ]
     )
     assert settings == Settings(
-        name="x", steps=7, rate=1e-3, verbose=True, chat=False, mode="slow", limit=4, ks=[4, 16], weights=(0.25, 0.75),
+        name="x",
+        steps=7,
+        rate=1e-3,
+        verbose=True,
+        chat=False,
+        mode="slow",
+        limit=4,
+        ks=[4, 16],
+        weights=(0.25, 0.75),
         tags=("b", "c"),
     )
     assert parse(["--name", "x", "--limit", "null", "--chat"]).limit is None

@@ -27,8 +27,15 @@ def test_every_recipe_loads_into_a_valid_config(name, monkeypatch):
 def test_flags_override_the_recipe_with_typed_values(tmp_path):
     recipe, config = load_recipe(
         RECIPES / "tiny_cpu.yaml",
-        {"lambda_ifd": "0.1", "max_steps": "3", "critical": "union", "output_dir": "123", "report_to": "[]",
-         "tiny_num_layers": "1", "system_prompt": "null"},
+        {
+            "lambda_ifd": "0.1",
+            "max_steps": "3",
+            "critical": "union",
+            "output_dir": "123",
+            "report_to": "[]",
+            "tiny_num_layers": "1",
+            "system_prompt": "null",
+        },
     )
     assert (config.lambda_ifd, config.max_steps, config.critical) == (0.1, 3, "union")
     assert config.output_dir == "123" and config.report_to == []
@@ -69,13 +76,37 @@ def test_train_tiny_cpu_two_steps(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"problem": f"{i}+1", "answer": str(i + 1)}) + "\n" for i in range(8)))
     out = tmp_path / "run"
-    code = main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--max_steps", "2", "--output_dir", str(out),
-                 "--dataset", str(data), "--max_completion_length", "16", "--tiny_hidden_size", "32"])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(RECIPES / "tiny_cpu.yaml"),
+            "--max_steps",
+            "2",
+            "--output_dir",
+            str(out),
+            "--dataset",
+            str(data),
+            "--max_completion_length",
+            "16",
+            "--tiny_hidden_size",
+            "32",
+        ]
+    )
     assert code == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
-    for key in ("zero_adv_rate/outcome", "zero_adv_rate/composite", "hc/incorrect", "critical/frac", "accuracy",
-                "no_answer_rate", "completion_length", "entropy/pi_old", "wall_time"):
+    for key in (
+        "zero_adv_rate/outcome",
+        "zero_adv_rate/composite",
+        "hc/incorrect",
+        "critical/frac",
+        "accuracy",
+        "no_answer_rate",
+        "completion_length",
+        "entropy/pi_old",
+        "wall_time",
+    ):
         assert key in records[-1]
     assert (out / "tiny_model" / "config.json").exists() and (out / "model.safetensors").exists()
 
@@ -87,8 +118,20 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
     bad.write_text('{"problem": "1+1", "answer": "2"}\n{"problem": "2+2", "answer": null}\n')
     assert main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--kappa", "0"]) == 2
     assert "ISPOConfig.kappa" in capsys.readouterr().err
-    assert main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--dataset", str(bad),
-                 "--output_dir", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(RECIPES / "tiny_cpu.yaml"),
+                "--dataset",
+                str(bad),
+                "--output_dir",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     assert "dataset row 1" in capsys.readouterr().err
 
 
@@ -111,8 +154,15 @@ def test_an_unknown_hub_id_offline_is_one_line_and_exit_2(tmp_path):
     import subprocess
     import sys
 
-    argv = ["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--output_dir", str(tmp_path / "out"),
-            "--model", "ispo-tests/no-such-model"]
+    argv = [
+        "train",
+        "--config",
+        str(RECIPES / "tiny_cpu.yaml"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--model",
+        "ispo-tests/no-such-model",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     result = subprocess.run([sys.executable, "-m", "ispo", *argv], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2, result.stderr

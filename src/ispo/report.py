@@ -278,9 +278,7 @@ def markdown_report(runs: list[Run], images: list[str]) -> str:
             for phase in ("before", "after"):
                 values = run.eval.get(phase)
                 if isinstance(values, dict):
-                    lines.append(
-                        f"| {run.name} | {phase} | " + " | ".join(_fmt(values.get(k)) for k in levels) + " |"
-                    )
+                    lines.append(f"| {run.name} | {phase} | " + " | ".join(_fmt(values.get(k)) for k in levels) + " |")
         lines += ["", "`sampled` = mean accuracy over samples at the RL temperature; `greedy` = greedy pass@1.", ""]
     lines += ["## Failure-mode indices, early vs late (first / last 25% of steps)", ""]
     lines.append("| index | " + " | ".join(f"{run.name} early | {run.name} late" for run in runs) + " |")
@@ -348,4 +346,3 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {report} and plots in {report.parent}")
     return 0
-

@@ -45,7 +45,9 @@ def test_known_values():
     # one right, two wrong: mean 1/3, unbiased std sqrt(1/3)
     adv = group_advantages(torch.tensor([1.0, 0.0, 0.0]), 3)
     std = math.sqrt(1 / 3)
-    torch.testing.assert_close(adv, torch.tensor([(2 / 3) / (std + 1e-4), (-1 / 3) / (std + 1e-4), (-1 / 3) / (std + 1e-4)]))
+    torch.testing.assert_close(
+        adv, torch.tensor([(2 / 3) / (std + 1e-4), (-1 / 3) / (std + 1e-4), (-1 / 3) / (std + 1e-4)])
+    )
 
 
 @settings(max_examples=50, deadline=None)

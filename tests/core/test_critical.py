@@ -11,7 +11,12 @@ from ispo.core import CRITICAL_MODES, critical_token_mask
 @pytest.mark.parametrize("mode", CRITICAL_MODES)
 @pytest.mark.parametrize("with_drift", [True, False])
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), rho_h=st.floats(0, 1), rho_d=st.floats(0, 1), delta_min=st.sampled_from([0.0, 1e-3, 0.3]))
+@given(
+    seed=st.integers(0, 10_000),
+    rho_h=st.floats(0, 1),
+    rho_d=st.floats(0, 1),
+    delta_min=st.sampled_from([0.0, 1e-3, 0.3]),
+)
 def test_matches_plain_loop_reference(mode, with_drift, seed, rho_h, rho_d, delta_min):
     generator = torch.Generator().manual_seed(seed)
     entropy = torch.rand(6, 7, generator=generator, dtype=torch.float64)

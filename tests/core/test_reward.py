@@ -21,7 +21,9 @@ def test_matches_plain_loop_reference(generator, outcome_conditioned):
 
 def test_zero_weights_return_outcome_unchanged(generator):
     outcome = torch.tensor([1.0, 0.0, 0.37, float("nan")])
-    got = composite_reward(outcome, torch.randn(4, generator=generator), torch.rand(4, generator=generator), lambda_ifd=0, lambda_tok=0)
+    got = composite_reward(
+        outcome, torch.randn(4, generator=generator), torch.rand(4, generator=generator), lambda_ifd=0, lambda_tok=0
+    )
     assert torch.equal(torch.nan_to_num(got, nan=-7.0), torch.nan_to_num(outcome, nan=-7.0))
     assert got.data_ptr() != outcome.data_ptr()
 
@@ -40,7 +42,11 @@ def test_outcome_dominance(lambda_ifd, lambda_tok, g, seed):
     outcome = (torch.rand(g, generator=generator) < 0.5).double()
     ifd = torch.randn(g, generator=generator, dtype=torch.float64) * 50  # any S: tanh bounds it
     # T lies in (0, 1] for correct rollouts, [-eta*tau, 1] for incorrect (eta*tau = 0.3 by default)
-    tok = torch.where(outcome > 0, torch.rand(g, generator=generator, dtype=torch.float64), torch.rand(g, generator=generator, dtype=torch.float64) * 1.3 - 0.3)
+    tok = torch.where(
+        outcome > 0,
+        torch.rand(g, generator=generator, dtype=torch.float64),
+        torch.rand(g, generator=generator, dtype=torch.float64) * 1.3 - 0.3,
+    )
     reward = composite_reward(outcome, ifd, tok, lambda_ifd=lambda_ifd, lambda_tok=lambda_tok)
     correct, incorrect = reward[outcome > 0], reward[outcome == 0]
     if len(correct) and len(incorrect):

@@ -145,12 +145,30 @@ def token_batches(draw):
 def test_critical_token_advantages_match_plain_loop_reference(case, lambda_tok, tau, eta, asymmetric):
     g, sequence, logps, hn, critical, correct, scorable, _ = case
     got = critical_token_advantages(
-        sequence, logps, hn, critical, correct, g,
-        lambda_tok=lambda_tok, tau=tau, eta=eta, asymmetric=asymmetric, scorable=scorable,
+        sequence,
+        logps,
+        hn,
+        critical,
+        correct,
+        g,
+        lambda_tok=lambda_tok,
+        tau=tau,
+        eta=eta,
+        asymmetric=asymmetric,
+        scorable=scorable,
     )
     expected = reference_token_advantages(
-        sequence.tolist(), logps.tolist(), hn.tolist(), critical.tolist(), correct.tolist(), g,
-        lambda_tok, tau, eta, asymmetric, scorable.tolist(),
+        sequence.tolist(),
+        logps.tolist(),
+        hn.tolist(),
+        critical.tolist(),
+        correct.tolist(),
+        g,
+        lambda_tok,
+        tau,
+        eta,
+        asymmetric,
+        scorable.tolist(),
     )
     torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64).view_as(got))
 

@@ -38,7 +38,9 @@ def test_drift_and_masked_mean():
 
 
 def test_group_is_constant():
-    values = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0, float("nan"), 1.0, 1.0, float("nan"), float("nan"), float("nan")])
+    values = torch.tensor(
+        [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, float("nan"), 1.0, 1.0, float("nan"), float("nan"), float("nan")]
+    )
     assert group_is_constant(values, 3).tolist() == [False, True, True, True]
     with pytest.raises(ValueError, match="divide"):
         group_is_constant(torch.zeros(5), 2)

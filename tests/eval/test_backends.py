@@ -119,7 +119,9 @@ def test_vllm_adapter_against_a_stand_in_module(monkeypatch, tokenizer):
         def generate(self, requests, params, use_tqdm=False):
             calls["generate"] = (requests, params)
             sample = types.SimpleNamespace(
-                token_ids=[7, 8], text="ab", finish_reason="length",
+                token_ids=[7, 8],
+                text="ab",
+                finish_reason="length",
                 logprobs=[{7: Logprob(-0.5), 9: Logprob(-2.0)}, {8: Logprob(-0.25)}],
             )
             return [types.SimpleNamespace(outputs=[sample]) for _ in requests]

@@ -39,10 +39,16 @@ def test_any_jsonl_path_is_a_benchmark_named_by_its_stem(tmp_path):
         ([], "empty"),
         (["", "  "], "empty"),
         (['{"id": "a", "problem": "x"}'], r"b\.jsonl:1: missing field\(s\) answer"),
-        (['{"id": "a", "problem": "x", "answer": "1"}', '{"problem": "y", "answer": "2"}'], r":2: missing field\(s\) id"),
+        (
+            ['{"id": "a", "problem": "x", "answer": "1"}', '{"problem": "y", "answer": "2"}'],
+            r":2: missing field\(s\) id",
+        ),
         (["{not json"], r":1: not valid JSON"),
         (['["a", "b"]'], "JSON object"),
-        (['{"id": "a", "problem": "x", "answer": "1"}', '{"id": "a", "problem": "y", "answer": "2"}'], "duplicate id 'a'"),
+        (
+            ['{"id": "a", "problem": "x", "answer": "1"}', '{"id": "a", "problem": "y", "answer": "2"}'],
+            "duplicate id 'a'",
+        ),
         (['{"id": "a", "problem": "x", "answer": " "}'], "field 'answer' is empty"),
         (['{"id": "a", "problem": null, "answer": "1"}'], "field 'problem' is empty"),
         (['{"id": "a", "problem": {"text": "x"}, "answer": "1"}'], "must be strings"),
@@ -140,7 +146,15 @@ def test_registry_covers_the_cli_names():
 
 @pytest.mark.data
 def test_every_shared_benchmark_loads(benchmarks_dir):
-    sizes = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "minerva": 272, "olympiadbench": 675, "gsm8k": 1319}
+    sizes = {
+        "math500": 500,
+        "aime24": 30,
+        "aime25": 30,
+        "amc23": 40,
+        "minerva": 272,
+        "olympiadbench": 675,
+        "gsm8k": 1319,
+    }
     for name, size in sizes.items():
         loaded_name, problems = load_benchmark(name, data_dir=benchmarks_dir)
         assert loaded_name == name and len(problems) == size

@@ -29,8 +29,25 @@ def test_every_config_field_is_a_flag():
 
 def test_flags_parse_to_typed_config_values():
     config = parse(
-        ["--model", "m", "--output-dir", "o", "--benchmarks", "math500,aime24", "--n-samples", "16",
-         "--temperature", "0.6", "--pass-k", "4,16", "--no-chat", "--backend", "vllm", "--limit", "5"]
+        [
+            "--model",
+            "m",
+            "--output-dir",
+            "o",
+            "--benchmarks",
+            "math500,aime24",
+            "--n-samples",
+            "16",
+            "--temperature",
+            "0.6",
+            "--pass-k",
+            "4,16",
+            "--no-chat",
+            "--backend",
+            "vllm",
+            "--limit",
+            "5",
+        ]
     )
     assert config.benchmarks == ["math500", "aime24"] and config.pass_k == [4, 16]
     assert config.n_samples == 16 and config.temperature == 0.6 and config.limit == 5
@@ -64,8 +81,19 @@ def test_a_checkpoint_without_tokenizer_takes_one_by_flag(tiny_checkpoint, token
 
     weights_only = tmp_path / "weights-only"
     build_tiny_model(tokenizer).save_pretrained(weights_only)
-    argv = ["eval", "--model", str(weights_only), "--benchmarks", str(write_jsonl(tmp_path / "toy.jsonl", ROWS)),
-            "--limit", "1", "--max-new-tokens", "2", "--output-dir", str(tmp_path / "out")]
+    argv = [
+        "eval",
+        "--model",
+        str(weights_only),
+        "--benchmarks",
+        str(write_jsonl(tmp_path / "toy.jsonl", ROWS)),
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "2",
+        "--output-dir",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 2
     assert main([*argv, "--tokenizer", str(tiny_checkpoint)]) == 0
 
@@ -75,8 +103,23 @@ def test_end_to_end_on_a_saved_checkpoint(tiny_checkpoint, tmp_path, capsys):
     """A save_pretrained folder, greedy then sampled, through the real `ispo eval` command."""
     benchmark = write_jsonl(tmp_path / "toy.jsonl", ROWS)
     output_dir = tmp_path / "greedy"
-    argv = ["eval", "--model", str(tiny_checkpoint), "--benchmarks", str(benchmark), "--limit", "3",
-            "--max-new-tokens", "8", "--batch-size", "2", "--output-dir", str(output_dir), "--model-name", "tiny"]
+    argv = [
+        "eval",
+        "--model",
+        str(tiny_checkpoint),
+        "--benchmarks",
+        str(benchmark),
+        "--limit",
+        "3",
+        "--max-new-tokens",
+        "8",
+        "--batch-size",
+        "2",
+        "--output-dir",
+        str(output_dir),
+        "--model-name",
+        "tiny",
+    ]
     assert main(argv) == 0
     assert "| tiny | 0.0 | 0.0 |" in capsys.readouterr().out  # a random tiny model answers nothing
     records = [json.loads(line) for line in (output_dir / "samples.jsonl").read_text().splitlines()]
@@ -86,8 +129,23 @@ def test_end_to_end_on_a_saved_checkpoint(tiny_checkpoint, tmp_path, capsys):
     assert len((output_dir / "samples.jsonl").read_text().splitlines()) == 3
 
     sampled_dir = tmp_path / "sampled"
-    argv = ["eval", "--model", str(tiny_checkpoint), "--benchmarks", str(benchmark), "--limit", "2",
-            "--max-new-tokens", "6", "--n-samples", "4", "--temperature", "0.6", "--output-dir", str(sampled_dir)]
+    argv = [
+        "eval",
+        "--model",
+        str(tiny_checkpoint),
+        "--benchmarks",
+        str(benchmark),
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--n-samples",
+        "4",
+        "--temperature",
+        "0.6",
+        "--output-dir",
+        str(sampled_dir),
+    ]
     assert main(argv) == 0
     summary = json.loads((sampled_dir / "summary.json").read_text())
     assert summary["metrics"] == ["avg@4", "pass@2", "pass@4"]
@@ -98,8 +156,23 @@ def test_end_to_end_on_a_saved_checkpoint(tiny_checkpoint, tmp_path, capsys):
 @pytest.mark.data
 def test_end_to_end_on_the_shared_benchmarks(tiny_checkpoint, benchmarks_dir, tmp_path):
     output_dir = tmp_path / "out"
-    argv = ["eval", "--model", str(tiny_checkpoint), "--benchmarks", "gsm8k,aime24", "--data-dir", str(benchmarks_dir),
-            "--limit", "2", "--max-new-tokens", "4", "--batch-size", "4", "--output-dir", str(output_dir)]
+    argv = [
+        "eval",
+        "--model",
+        str(tiny_checkpoint),
+        "--benchmarks",
+        "gsm8k,aime24",
+        "--data-dir",
+        str(benchmarks_dir),
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--batch-size",
+        "4",
+        "--output-dir",
+        str(output_dir),
+    ]
     assert main(argv) == 0
     summary = json.loads((output_dir / "summary.json").read_text())
     assert {name: b["num_problems"] for name, b in summary["benchmarks"].items()} == {"gsm8k": 2, "aime24": 2}
@@ -113,8 +186,15 @@ def test_an_unknown_hub_model_offline_is_one_line_and_exit_2(tmp_path):
     import sys
 
     benchmark = write_jsonl(tmp_path / "toy.jsonl", ROWS)
-    argv = ["eval", "--model", "ispo-tests/no-such-model", "--benchmarks", str(benchmark),
-            "--output-dir", str(tmp_path / "o")]
+    argv = [
+        "eval",
+        "--model",
+        "ispo-tests/no-such-model",
+        "--benchmarks",
+        str(benchmark),
+        "--output-dir",
+        str(tmp_path / "o"),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     result = subprocess.run([sys.executable, "-m", "ispo", *argv], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2, result.stderr

@@ -22,7 +22,15 @@ def test_confidence_reads_the_graded_answer_tokens(tokenizer):
 
 
 def test_rows_without_an_answer_have_no_confidence(tokenizer):
-    rows = [encode(tokenizer, "no box \\boxed{12"), encode(tokenizer, "<answer> 7 </answer>"), encode(tokenizer, "\\boxed{7}")]
+    rows = [
+        encode(tokenizer, "no box \\boxed{12"),
+        encode(tokenizer, "<answer> 7 </answer>"),
+        encode(tokenizer, "\\boxed{7}"),
+    ]
     logprobs = [[-2.0] * len(row) for row in rows]
-    assert answer_confidences(tokenizer, rows, logprobs, "answer_tag") == [None, pytest.approx((-2.0, math.exp(-2.0))), None]
+    assert answer_confidences(tokenizer, rows, logprobs, "answer_tag") == [
+        None,
+        pytest.approx((-2.0, math.exp(-2.0))),
+        None,
+    ]
     assert answer_confidences(tokenizer, rows, logprobs)[:2] == [None, None]

@@ -40,7 +40,9 @@ def test_pass_at_k_grows_with_k_and_c():
     assert [pass_at_k(32, c, 8) for c in range(33)] == sorted(pass_at_k(32, c, 8) for c in range(33))
 
 
-@pytest.mark.parametrize(("n", "c", "k"), [(0, 0, 1), (4, 5, 1), (4, -1, 1), (4, 2, 0), (4, 2, 5), (4.0, 2, 1), (4, True, 1)])
+@pytest.mark.parametrize(
+    ("n", "c", "k"), [(0, 0, 1), (4, 5, 1), (4, -1, 1), (4, 2, 0), (4, 2, 5), (4.0, 2, 1), (4, True, 1)]
+)
 def test_pass_at_k_rejects_bad_arguments(n, c, k):
     with pytest.raises(ValueError):
         pass_at_k(n, c, k)

@@ -90,8 +90,18 @@ def test_scores_records_and_summary_files(benchmark_file, tmp_path, tokenizer):
     assert records["three"]["correct"] is True and records["three"]["extracted_answer"] == "0.5"
     assert records["two"]["correct"] is False and records["five"]["extracted_answer"] is None
     expected_keys = {
-        "benchmark", "problem_id", "sample_index", "gold", "completion", "extracted_answer", "correct",
-        "num_tokens", "finish_reason", "mean_logprob", "answer_mean_logprob", "answer_mean_prob",
+        "benchmark",
+        "problem_id",
+        "sample_index",
+        "gold",
+        "completion",
+        "extracted_answer",
+        "correct",
+        "num_tokens",
+        "finish_reason",
+        "mean_logprob",
+        "answer_mean_logprob",
+        "answer_mean_prob",
     }
     assert set(records["one"]) == expected_keys
     assert records["one"]["answer_mean_prob"] == pytest.approx(0.5)
@@ -172,7 +182,9 @@ def test_bad_benchmarks_fail_before_any_generation(tmp_path):
     (tmp_path / "a").mkdir()
     same_stem = [write_jsonl(tmp_path / "t.jsonl", PROBLEMS), write_jsonl(tmp_path / "a" / "t.jsonl", PROBLEMS)]
     with pytest.raises(EvalError, match="both named 't'"):
-        evaluate(EvalConfig(model="m", benchmarks=[str(p) for p in same_stem], output_dir=str(tmp_path)), backend=NoBackend())
+        evaluate(
+            EvalConfig(model="m", benchmarks=[str(p) for p in same_stem], output_dir=str(tmp_path)), backend=NoBackend()
+        )
 
 
 @pytest.mark.parametrize(
@@ -193,7 +205,10 @@ def test_config_validation(overrides, message):
 
 
 def test_config_accepts_comma_separated_benchmarks():
-    assert EvalConfig(model="m", output_dir="o", benchmarks="math500, aime24,math500").benchmarks == ["math500", "aime24"]
+    assert EvalConfig(model="m", output_dir="o", benchmarks="math500, aime24,math500").benchmarks == [
+        "math500",
+        "aime24",
+    ]
     assert EvalConfig(model="some/dir/ckpt-100/", output_dir="o").display_name == "ckpt-100"
 
 

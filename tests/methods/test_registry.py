@@ -93,7 +93,15 @@ def test_every_method_has_a_recipe_with_the_ispo_recipes_budget(method):
     _, reference = load_recipe(RECIPES / "qwen2.5-math-7b.yaml", overrides)
     recipe, config = load_recipe(RECIPES / f"{method}_qwen2.5-math-7b.yaml", overrides)
     assert config.method == method
-    for name in ("max_steps", "learning_rate", "num_generations", "per_device_train_batch_size",
-                 "gradient_accumulation_steps", "max_completion_length", "temperature", "seed"):
+    for name in (
+        "max_steps",
+        "learning_rate",
+        "num_generations",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "max_completion_length",
+        "temperature",
+        "seed",
+    ):
         assert getattr(config, name) == getattr(reference, name), name
     assert recipe.dataset == load_recipe(RECIPES / "qwen2.5-math-7b.yaml", overrides)[0].dataset

@@ -9,8 +9,14 @@ from ispo.models.loading import ModelSourceError, check_model_source, first_line
 
 @pytest.mark.parametrize(
     ("name", "local"),
-    [("Qwen/Qwen2.5-Math-7B", False), ("gpt2", False), ("./ckpt", True), ("/abs/ckpt", True), ("~/ckpt", True),
-     ("runs/ispo/checkpoint-500", True)],
+    [
+        ("Qwen/Qwen2.5-Math-7B", False),
+        ("gpt2", False),
+        ("./ckpt", True),
+        ("/abs/ckpt", True),
+        ("~/ckpt", True),
+        ("runs/ispo/checkpoint-500", True),
+    ],
 )
 def test_looks_local(name, local):
     assert looks_local(name) is local

@@ -21,8 +21,15 @@ def model_and_prompts():
 
 def generate(model, tokenizer, prompts, recorder, *, use_hook: bool, temperature=0.7, new_tokens=12):
     torch.manual_seed(0)
-    kwargs = dict(max_new_tokens=new_tokens, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=None)
+    kwargs = dict(
+        max_new_tokens=new_tokens,
+        do_sample=True,
+        temperature=temperature,
+        top_k=0,
+        top_p=1.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=None,
+    )
     if use_hook:
         handle = model.register_forward_hook(recorder.hook, with_kwargs=True)
         try:
@@ -31,7 +38,7 @@ def generate(model, tokenizer, prompts, recorder, *, use_hook: bool, temperature
             handle.remove()
     else:
         sequences = model.generate(**prompts, **kwargs, logits_processor=[recorder.logits_processor()])
-    return sequences[:, prompts["input_ids"].shape[1]:]  # (B, T)
+    return sequences[:, prompts["input_ids"].shape[1] :]  # (B, T)
 
 
 def full_forward(model, prompts, completions, temperature):

@@ -13,9 +13,18 @@ import torch
 NUM_GENERATIONS = 4
 PROBLEMS = [("2+3", "5"), ("7*6", "42"), ("10-4", "6")]
 COMPLETIONS = [  # 3 groups of 4; answers of different token lengths, some missing
-    "2+3 is 5 so \\boxed{5}", "think \\boxed{6}", "no idea", "\\boxed{5}",
-    "7*6=42, \\boxed{42}", "hmm 7 times 6 is \\boxed{48}", "\\boxed{42}", "it is \\boxed{4 2}",
-    "\\boxed{6}", "10-4 = \\boxed{6}", "x", "take 10, minus 4: \\boxed{5}",
+    "2+3 is 5 so \\boxed{5}",
+    "think \\boxed{6}",
+    "no idea",
+    "\\boxed{5}",
+    "7*6=42, \\boxed{42}",
+    "hmm 7 times 6 is \\boxed{48}",
+    "\\boxed{42}",
+    "it is \\boxed{4 2}",
+    "\\boxed{6}",
+    "10-4 = \\boxed{6}",
+    "x",
+    "take 10, minus 4: \\boxed{5}",
 ]
 OUTCOMES = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, None, 1.0, 1.0, 0.0, 0.0]  # None: unscorable row
 # the second half without answers: on two processes, only the first has counterfactuals to run
@@ -35,7 +44,9 @@ def local_batch(tokenizer, rows: slice, device="cpu", completions=COMPLETIONS) -
     inputs = global_inputs()[rows]
     prompts = [tokenizer.apply_chat_template(x["prompt"], tokenize=False, add_generation_prompt=True) for x in inputs]
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    completion_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for c in completions[rows]]
+    completion_ids = [
+        tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for c in completions[rows]
+    ]
     width_p, width_c = max(map(len, prompt_ids)), max(map(len, completion_ids))
     pad = tokenizer.pad_token_id
 
@@ -50,7 +61,10 @@ def local_batch(tokenizer, rows: slice, device="cpu", completions=COMPLETIONS) -
     p_ids, p_mask = tensor(prompt_ids, width_p, left=True)
     c_ids, c_mask = tensor(completion_ids, width_c, left=False)
     output = {
-        "prompt_ids": p_ids, "prompt_mask": p_mask, "completion_ids": c_ids, "completion_mask": c_mask,
+        "prompt_ids": p_ids,
+        "prompt_mask": p_mask,
+        "completion_ids": c_ids,
+        "completion_mask": c_mask,
         "advantages": torch.zeros(len(inputs), device=device),
     }
     return output, inputs

@@ -8,8 +8,15 @@ from ispo import ISPOConfig
 
 
 def make(**overrides) -> ISPOConfig:
-    return ISPOConfig(output_dir="unused", use_cpu=True, bf16=False, report_to=[], num_generations=2,
-                      per_device_train_batch_size=2, **overrides)
+    return ISPOConfig(
+        output_dir="unused",
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        num_generations=2,
+        per_device_train_batch_size=2,
+        **overrides,
+    )
 
 
 def test_defaults_follow_the_spec():
@@ -67,6 +74,8 @@ def test_needs_sum_then_normalize_when_active():
     make(multi_objective_aggregation="normalize_then_sum", lambda_ifd=0.0, lambda_tok=0.0)
 
 
-@pytest.mark.parametrize(("mode", "needs"), [("intersection", True), ("entropy", False), ("drift", True), ("union", True)])
+@pytest.mark.parametrize(
+    ("mode", "needs"), [("intersection", True), ("entropy", False), ("drift", True), ("union", True)]
+)
 def test_which_modes_need_drift(mode, needs):
     assert make(critical=mode).needs_drift is needs

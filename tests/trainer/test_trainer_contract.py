@@ -34,10 +34,21 @@ def test_weights_zero_reproduces_grpo_exactly(tiny_model_path, dataset, tmp_path
     from ispo import ISPOConfig, ISPOTrainer
 
     common = dict(max_steps=3, num_iterations=2, gradient_accumulation_steps=2, per_device_train_batch_size=4)
-    grpo = _train(GRPOTrainer, GRPOConfig, tiny_model_path, dataset, tmp_path / "grpo", config_kwargs, parity_reward, **common)
+    grpo = _train(
+        GRPOTrainer, GRPOConfig, tiny_model_path, dataset, tmp_path / "grpo", config_kwargs, parity_reward, **common
+    )
     ispo = _train(
-        ISPOTrainer, ISPOConfig, tiny_model_path, dataset, tmp_path / "ispo", config_kwargs, parity_reward,
-        lambda_ifd=0.0, lambda_tok=0.0, ispo_diagnostics=True, **common,
+        ISPOTrainer,
+        ISPOConfig,
+        tiny_model_path,
+        dataset,
+        tmp_path / "ispo",
+        config_kwargs,
+        parity_reward,
+        lambda_ifd=0.0,
+        lambda_tok=0.0,
+        ispo_diagnostics=True,
+        **common,
     )
     assert _losses(grpo) == _losses(ispo) and len(_losses(grpo)) == 3
     assert any(loss != 0 for loss in _losses(grpo))
@@ -45,8 +56,17 @@ def test_weights_zero_reproduces_grpo_exactly(tiny_model_path, dataset, tmp_path
         assert torch.equal(p_grpo, p_ispo), name
     records = [json.loads(line) for line in (tmp_path / "ispo" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
-    for key in ("zero_adv_rate/outcome", "zero_adv_rate/composite", "critical/frac", "accuracy", "no_answer_rate",
-                "entropy/pi_old", "completion_length", "tok_reward/incorrect", "hc/incorrect"):
+    for key in (
+        "zero_adv_rate/outcome",
+        "zero_adv_rate/composite",
+        "critical/frac",
+        "accuracy",
+        "no_answer_rate",
+        "entropy/pi_old",
+        "completion_length",
+        "tok_reward/incorrect",
+        "hc/incorrect",
+    ):
         assert key in records[-1], key
 
 
@@ -54,16 +74,23 @@ def _one_batch(trainer, dataset):
     """One generation batch through TRL's pipeline (with the ISPO hooks), as training would see it."""
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(); we call the hooks directly
-    inputs = [dataset[i % len(dataset)] for i in range(trainer.args.generation_batch_size // trainer.num_generations)
-              for _ in range(trainer.num_generations)]
+    inputs = [
+        dataset[i % len(dataset)]
+        for i in range(trainer.args.generation_batch_size // trainer.num_generations)
+        for _ in range(trainer.num_generations)
+    ]
     return trainer._generate_and_score_completions(inputs)
 
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dapo"])
-def test_loss_and_gradient_equal_hand_computed_surrogate(tiny_model_path, dataset, tmp_path, loss_type, config_kwargs, parity_reward):
+def test_loss_and_gradient_equal_hand_computed_surrogate(
+    tiny_model_path, dataset, tmp_path, loss_type, config_kwargs, parity_reward
+):
     from ispo import ISPOConfig, ISPOTrainer
 
-    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", loss_type=loss_type, lambda_tok=0.4, lambda_ifd=0.2))
+    args = ISPOConfig(
+        **config_kwargs(tmp_path, critical="entropy", loss_type=loss_type, lambda_tok=0.4, lambda_ifd=0.2)
+    )
     trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
     batch = _one_batch(trainer, dataset)
     advantages = batch["advantages"]
@@ -99,7 +126,9 @@ def test_loss_and_gradient_equal_hand_computed_surrogate(tiny_model_path, datase
     assert any(g.abs().sum() > 0 for g in grads.values())
 
 
-def test_pi_old_statistics_recorded_while_generating_match_a_forward(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+def test_pi_old_statistics_recorded_while_generating_match_a_forward(
+    tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward
+):
     """On-policy without vLLM, TRL computes no old log-probs: ISPO records them while generating, measures them
     once against a full forward (fp32: equal), and from then on runs no pi_old forward, drift filter included."""
     from ispo import ISPOConfig, ISPOTrainer
@@ -125,7 +154,9 @@ def test_pi_old_statistics_recorded_while_generating_match_a_forward(tiny_model_
     torch.testing.assert_close(last["entropies"][valid], entropies[valid], rtol=0, atol=1e-4)
 
 
-def test_recording_that_differs_from_a_forward_is_never_trusted(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+def test_recording_that_differs_from_a_forward_is_never_trusted(
+    tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward
+):
     """Decoding statistics that do not match a full forward (bf16 rounding, simulated): a forward every step."""
     from ispo import ISPOConfig, ISPOTrainer
 
@@ -148,8 +179,16 @@ def test_grad_accumulation_and_num_iterations(tiny_model_path, dataset, tmp_path
     """generation batch 8 = 2 micro-batches of 4, each reused twice: advantages stay (4,), old log-probs present."""
     from ispo import ISPOConfig, ISPOTrainer
 
-    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", per_device_train_batch_size=4,
-                                      gradient_accumulation_steps=2, num_iterations=2, max_steps=2))
+    args = ISPOConfig(
+        **config_kwargs(
+            tmp_path,
+            critical="entropy",
+            per_device_train_batch_size=4,
+            gradient_accumulation_steps=2,
+            num_iterations=2,
+            max_steps=2,
+        )
+    )
     trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset)
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
     seen = []
@@ -175,12 +214,20 @@ def test_resume_from_checkpoint_continues(tiny_model_path, dataset, tmp_path, co
     from ispo import ISPOConfig, ISPOTrainer
 
     output_dir = tmp_path / "run"
-    first = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], train_dataset=dataset,
-                        args=ISPOConfig(**config_kwargs(output_dir, max_steps=2, save_strategy="steps", save_steps=1)))
+    first = ISPOTrainer(
+        tiny_model_path,
+        reward_funcs=[parity_reward],
+        train_dataset=dataset,
+        args=ISPOConfig(**config_kwargs(output_dir, max_steps=2, save_strategy="steps", save_steps=1)),
+    )
     first.train()
     # the run "crashed" after step 2; resume from the step-1 checkpoint and run to step 3
-    second = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], train_dataset=dataset,
-                         args=ISPOConfig(**config_kwargs(output_dir, max_steps=3, save_strategy="no")))
+    second = ISPOTrainer(
+        tiny_model_path,
+        reward_funcs=[parity_reward],
+        train_dataset=dataset,
+        args=ISPOConfig(**config_kwargs(output_dir, max_steps=3, save_strategy="no")),
+    )
     second.train(resume_from_checkpoint=str(output_dir / "checkpoint-1"))
     assert second.state.global_step == 3
     steps = [json.loads(line)["step"] for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
@@ -196,8 +243,9 @@ def test_in_memory_model_gets_a_frozen_reference_copy(dataset, tmp_path, config_
     model = build_tiny_model(tokenizer, hidden_size=32, num_layers=1)
     model.config._name_or_path = "nowhere/not-a-model"
     args = ISPOConfig(**config_kwargs(tmp_path, max_steps=2))
-    trainer = ISPOTrainer(model, reward_funcs=[parity_reward], args=args, train_dataset=dataset,
-                          processing_class=tokenizer)
+    trainer = ISPOTrainer(
+        model, reward_funcs=[parity_reward], args=args, train_dataset=dataset, processing_class=tokenizer
+    )
     trainer.train()
     reference = trainer._ispo_ref_model
     assert reference is not None and reference is not trainer.model
@@ -229,8 +277,9 @@ def test_peft_reference_is_the_adapter_disabled_base(tiny_model_path, dataset, t
 
     args = ISPOConfig(**config_kwargs(tmp_path, max_steps=2, learning_rate=5e-2))
     lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset,
-                          peft_config=lora)
+    trainer = ISPOTrainer(
+        tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset, peft_config=lora
+    )
     assert trainer._drift_source == "adapter" and trainer._ispo_ref_model is None
     trainer.train()
     records = [entry for entry in trainer.state.log_history if "drift/enabled" in entry]
@@ -241,10 +290,18 @@ def test_peft_reference_is_the_adapter_disabled_base(tiny_model_path, dataset, t
 def test_evaluation_logs_the_diagnostics(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
     from ispo import ISPOConfig, ISPOTrainer
 
-    args = ISPOConfig(**config_kwargs(tmp_path, max_steps=1, eval_strategy="steps", eval_steps=1,
-                                      per_device_eval_batch_size=4, critical="entropy"))
-    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=args, train_dataset=dataset,
-                          eval_dataset=dataset.select(range(2)))
+    args = ISPOConfig(
+        **config_kwargs(
+            tmp_path, max_steps=1, eval_strategy="steps", eval_steps=1, per_device_eval_batch_size=4, critical="entropy"
+        )
+    )
+    trainer = ISPOTrainer(
+        tiny_model_path,
+        reward_funcs=[parity_reward],
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=dataset.select(range(2)),
+    )
     trainer.train()
     evaluation = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
     assert evaluation and "eval_zero_adv_rate/composite" in evaluation[-1] and "eval_critical/frac" in evaluation[-1]
@@ -267,7 +324,9 @@ def format_reward(completions, **kwargs):
     return [0.5 * ("{" in (c[0]["content"] if isinstance(c, list) else c)) for c in completions]
 
 
-def test_outcome_reward_is_named_when_several_functions(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+def test_outcome_reward_is_named_when_several_functions(
+    tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward
+):
     from ispo import ISPOConfig, ISPOTrainer
 
     args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy"))
@@ -284,16 +343,20 @@ def test_outcome_reward_is_named_when_several_functions(tiny_model_path, dataset
     ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward], args=grpo, train_dataset=dataset)
 
 
-def test_accuracy_plus_format_reward_trains_and_logs_both(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward):
+def test_accuracy_plus_format_reward_trains_and_logs_both(
+    tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward
+):
     """R_o drives the correct/incorrect branch; the auxiliary reward is added with its weight."""
     from ispo import ISPOConfig, ISPOTrainer
     from ispo.core import composite_reward, group_advantages
 
-    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", outcome_reward="1", reward_weights=[0.4, 1.0],
-                                      max_steps=2))
+    args = ISPOConfig(
+        **config_kwargs(tmp_path, critical="entropy", outcome_reward="1", reward_weights=[0.4, 1.0], max_steps=2)
+    )
     with pytest.warns(UserWarning, match="auxiliary rewards \\['format_reward'\\]"):
-        trainer = ISPOTrainer(tiny_model_path, reward_funcs=[format_reward, parity_reward], args=args,
-                              train_dataset=dataset)
+        trainer = ISPOTrainer(
+            tiny_model_path, reward_funcs=[format_reward, parity_reward], args=args, train_dataset=dataset
+        )
     trainer.train()
     record = [entry for entry in trainer.state.log_history if "loss" in entry][-1]
     assert "rewards/format_reward/mean" in record and "rewards/parity_reward/mean" in record
@@ -320,8 +383,9 @@ def test_outcome_outside_zero_one_stops_with_the_function_and_step(tiny_model_pa
 
 
 @pytest.mark.parametrize("scale_rewards", ["group", "batch", "none"])
-def test_outcome_advantages_equal_trl_advantages(tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward,
-                                                 scale_rewards):
+def test_outcome_advantages_equal_trl_advantages(
+    tiny_model_path, dataset, tmp_path, config_kwargs, parity_reward, scale_rewards
+):
     """Contract: at weights 0, ISPO's advantages of the outcome reward are the ones TRL computed for the batch.
 
     ``ispo.core.group_advantages`` mirrors TRL's sum_then_normalize reduction (group mean baseline, unbiased
@@ -329,10 +393,19 @@ def test_outcome_advantages_equal_trl_advantages(tiny_model_path, dataset, tmp_p
     """
     from ispo import ISPOConfig, ISPOTrainer
 
-    args = ISPOConfig(**config_kwargs(tmp_path, critical="entropy", lambda_ifd=0.0, lambda_tok=0.0,
-                                      scale_rewards=scale_rewards, outcome_reward="parity_reward"))
-    trainer = ISPOTrainer(tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args,
-                          train_dataset=dataset)
+    args = ISPOConfig(
+        **config_kwargs(
+            tmp_path,
+            critical="entropy",
+            lambda_ifd=0.0,
+            lambda_tok=0.0,
+            scale_rewards=scale_rewards,
+            outcome_reward="parity_reward",
+        )
+    )
+    trainer = ISPOTrainer(
+        tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=dataset
+    )
     batch = _one_batch(trainer, dataset)
     last = trainer._ispo_last
     assert bool((last["advantages"] != 0).any())

@@ -13,10 +13,9 @@ import re
 import statistics
 from fractions import Fraction
 
+import ispo_fixed_rollouts as fixed
 import pytest
 import torch
-
-import ispo_fixed_rollouts as fixed
 from two_process_rewards import ZERO_VARIANCE_OUTCOMES
 
 pytestmark = pytest.mark.slow
@@ -35,9 +34,18 @@ RLPR_PROBLEMS = [("2+3", "5.0"), ("7*6", "42"), ("10-4", "6")]
 # Newline-delimited reasoning for PACR (the fixed rollouts have none): runs of newlines, a newline-only
 # span at the start, a tail after the last newline, rollouts without reasoning or without an answer.
 STEP_COMPLETIONS = [
-    "2+3\nthat is 5\n\\boxed{5}", "hmm\n\n\nok\n\\boxed{6}", "\n\nstart\nno idea", "\\boxed{5}",
-    "7*6\n=42\n\\boxed{42}", "7 times 6\nis 48\n\\boxed{48}", "a\nb\nc\nd\n\\boxed{42}", "think\n\\boxed{4 2}",
-    "\\boxed{6}", "10-4\n= 6\n\\boxed{6}", "x\ny", "10 minus 4\nis 5 \\boxed{5}",
+    "2+3\nthat is 5\n\\boxed{5}",
+    "hmm\n\n\nok\n\\boxed{6}",
+    "\n\nstart\nno idea",
+    "\\boxed{5}",
+    "7*6\n=42\n\\boxed{42}",
+    "7 times 6\nis 48\n\\boxed{48}",
+    "a\nb\nc\nd\n\\boxed{42}",
+    "think\n\\boxed{4 2}",
+    "\\boxed{6}",
+    "10-4\n= 6\n\\boxed{6}",
+    "x\ny",
+    "10 minus 4\nis 5 \\boxed{5}",
 ]
 
 
@@ -103,13 +111,15 @@ def _rollouts(trainer, completions) -> list[dict]:
     for row, completion in zip(fixed.global_inputs(), completions, strict=True):
         prompt = _prompt_ids(tokenizer, row)
         ids = _encode(tokenizer, completion) + [tokenizer.eos_token_id]
-        rollouts.append({
-            "prompt": prompt,
-            "completion": ids,
-            "reasoning": _reasoning(completion),
-            "gold": row["answer"],
-            "logps": _next_token_logps(model, prompt + ids, temperature),
-        })
+        rollouts.append(
+            {
+                "prompt": prompt,
+                "completion": ids,
+                "reasoning": _reasoning(completion),
+                "gold": row["answer"],
+                "logps": _next_token_logps(model, prompt + ids, temperature),
+            }
+        )
     return rollouts
 
 
@@ -179,9 +189,7 @@ def _reference_self_certainty(rollouts) -> list[float]:
     return values
 
 
-@pytest.mark.parametrize(
-    ("mode", "combine"), [("replace", "advantages"), ("add", "advantages"), ("add", "rewards")]
-)
+@pytest.mark.parametrize(("mode", "combine"), [("replace", "advantages"), ("add", "advantages"), ("add", "rewards")])
 def test_self_certainty_matches_the_definition(make_trainer, mode, combine):
     overrides = {"self_certainty_mode": mode}
     if mode == "add":
@@ -240,7 +248,7 @@ def test_rlpr_std_filter_follows_its_ema_threshold(make_trainer):
     beta, ratio = 1.0, 0.9
     trainer = make_trainer("rlpr", rlpr_std_filter=True, rlpr_filter_beta=beta, rlpr_filter_ema=ratio)
     ema, kept = None, []
-    for step, completions in enumerate((fixed.COMPLETIONS, STEP_COMPLETIONS, fixed.COMPLETIONS)):
+    for completions in (fixed.COMPLETIONS, STEP_COMPLETIONS, fixed.COMPLETIONS):
         got = _score(trainer, completions)
         rewards = _reference_rlpr(trainer, _rollouts(trainer, completions), debias=True)
         stds = [statistics.stdev(rewards[start : start + G]) for start in range(0, len(rewards), G)]
@@ -305,7 +313,10 @@ def test_prog_matches_the_definition(make_trainer, monkeypatch, apply_to):
     monkeypatch.setattr(fixed, "OUTCOMES", ZERO_VARIANCE_OUTCOMES)  # one group with no correct rollout
     alpha, answer_fraction, prompt_fraction = 0.5, 0.3, 0.5
     trainer = make_trainer(
-        "prog", prog_alpha=alpha, prog_low_prob_fraction=answer_fraction, prog_prompt_fraction=prompt_fraction,
+        "prog",
+        prog_alpha=alpha,
+        prog_low_prob_fraction=answer_fraction,
+        prog_prompt_fraction=prompt_fraction,
         prog_apply_to=apply_to,
     )
     got = _score(trainer)
@@ -433,10 +444,15 @@ def test_a_method_setting_conflicting_with_trl_is_one_line(config_kwargs, tmp_pa
 
 N = len(fixed.COMPLETIONS)
 PASSES = {  # what each method needs (docs/methods.md), and the ISPO diagnostics' passes
-    "grpo": set(), "dr_grpo": set(), "entropy_tokens": set(),
+    "grpo": set(),
+    "dr_grpo": set(),
+    "entropy_tokens": set(),
     "ispo": {"pi_old", "reference", "answer_without_reasoning"},
-    "self_certainty": {"token_self_certainty"}, "rlpr": {"gold_answer"}, "zvp": {"pi_old"},
-    "prog": {"pi_old", "prompt_only"}, "pacr": {"gold_per_step"},
+    "self_certainty": {"token_self_certainty"},
+    "rlpr": {"gold_answer"},
+    "zvp": {"pi_old"},
+    "prog": {"pi_old", "prompt_only"},
+    "pacr": {"gold_per_step"},
 }
 DIAGNOSTIC_PASSES = {"pi_old", "reference", "answer_without_reasoning"}
 COUNTERS = ("policy_logps", "policy_forwards", "reference_logps", "reference_forwards")
@@ -487,6 +503,7 @@ def _count_forwards(trainer, completions=fixed.COMPLETIONS, **score_kwargs) -> d
         def count(module, args, kwargs):
             if scoring:
                 counts[key] += 1
+
         return count
 
     handles = [trainer.model.register_forward_pre_hook(hook("policy_forwards"), with_kwargs=True)]
@@ -545,8 +562,12 @@ def test_an_unknown_method_is_one_line(config_kwargs, tmp_path):
 
 @pytest.mark.parametrize(
     ("method", "field", "value", "owner"),
-    [("rlpr", "zvp_alpha", 0.3, "zvp"), ("zvp", "rlpr_debias", False, "rlpr"), ("ispo", "pacr_gamma", 0.5, "pacr"),
-     ("grpo", "self_certainty_mode", "add", "self_certainty")],
+    [
+        ("rlpr", "zvp_alpha", 0.3, "zvp"),
+        ("zvp", "rlpr_debias", False, "rlpr"),
+        ("ispo", "pacr_gamma", 0.5, "pacr"),
+        ("grpo", "self_certainty_mode", "add", "self_certainty"),
+    ],
 )
 def test_a_field_of_another_method_is_one_line(config_kwargs, tmp_path, method, field, value, owner):
     from ispo import ISPOConfig

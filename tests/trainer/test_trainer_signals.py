@@ -12,10 +12,9 @@ import sys
 import warnings
 from pathlib import Path
 
+import ispo_fixed_rollouts as fixed
 import pytest
 import torch
-
-import ispo_fixed_rollouts as fixed
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -51,8 +50,10 @@ def _reference_ifd(trainer, mode: str) -> list[float]:
     tokenizer, model, temperature = trainer.processing_class, trainer.model, trainer.args.temperature
     values = []
     for x, completion in zip(fixed.global_inputs(), fixed.COMPLETIONS, strict=True):
-        prompt = tokenizer(tokenizer.apply_chat_template(x["prompt"], tokenize=False, add_generation_prompt=True),
-                           add_special_tokens=False)["input_ids"]
+        prompt = tokenizer(
+            tokenizer.apply_chat_template(x["prompt"], tokenize=False, add_generation_prompt=True),
+            add_special_tokens=False,
+        )["input_ids"]
         marker_at = completion.rfind("\\boxed{")
         if marker_at < 0 or not completion.endswith("}"):
             values.append(0.0)
@@ -121,14 +122,30 @@ def _free_port() -> int:
 def _launch_two() -> list[str]:
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
     # On CPU, `--multi_gpu` is what starts N torchrun workers (gloo); `--cpu` alone starts one process.
-    return [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    return [
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+    ]
 
 
 def _errors(stderr: str) -> str:
     """The stderr lines worth reading (no progress bars or deprecation warnings)."""
-    lines = [line for line in stderr.splitlines() if "Warning" not in line and "warnings.warn" not in line
-             and "it/s]" not in line and line.strip()]
+    lines = [
+        line
+        for line in stderr.splitlines()
+        if "Warning" not in line and "warnings.warn" not in line and "it/s]" not in line and line.strip()
+    ]
     return "\n".join(lines[-60:])
 
 
@@ -146,12 +163,18 @@ def _run_launched(make_command, env: dict) -> subprocess.CompletedProcess:
             if attempt == 2:
                 raise
             stderr = hang.stderr.decode(errors="replace") if isinstance(hang.stderr, bytes) else hang.stderr or ""
-            warnings.warn(f"launch hung for 120 s, retrying once; its stderr ended with:\n{_errors(stderr)}")
+            warnings.warn(
+                f"launch hung for 120 s, retrying once; its stderr ended with:\n{_errors(stderr)}", stacklevel=2
+            )
     raise AssertionError("unreachable")
 
 
 def _run_scoring(make_launcher, model_path: str, out: Path, variant: str = "") -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     result = _run_launched(
         lambda: make_launcher() + [str(HERE / "two_process_rewards.py"), model_path, str(out), variant], env
     )
@@ -196,9 +219,23 @@ def test_two_process_training_runs_end_to_end(tmp_path):
     """The whole pipeline (generation hook, gathers, counterfactuals) under DDP with two gloo workers."""
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    arguments = ["-m", "ispo", "train", "--config", str(HERE.parents[1] / "recipes" / "tiny_cpu.yaml"),
-                 "--max_steps", "2", "--per_device_train_batch_size", "4", "--max_completion_length",
-                 "16", "--tiny_hidden_size", "32", "--output_dir", str(out)]
+    arguments = [
+        "-m",
+        "ispo",
+        "train",
+        "--config",
+        str(HERE.parents[1] / "recipes" / "tiny_cpu.yaml"),
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_completion_length",
+        "16",
+        "--tiny_hidden_size",
+        "32",
+        "--output_dir",
+        str(out),
+    ]
     result = _run_launched(lambda: _launch_two() + arguments, env)
     assert result.returncode == 0, _errors(result.stderr)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

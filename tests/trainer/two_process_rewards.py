@@ -20,10 +20,10 @@ import os
 import sys
 import tempfile
 
+import ispo_fixed_rollouts as fixed
 import torch
 from datasets import Dataset
 
-import ispo_fixed_rollouts as fixed
 from ispo import ISPOConfig, ISPOTrainer
 
 # Group 1 all correct, group 2 all wrong with an unscorable row (it straddles the two processes), group 3
@@ -60,9 +60,16 @@ def main(model_dir: str, out_path: str, variant: str = "") -> None:
         fixed.OUTCOMES = OUTCOMES[settings.pop("outcomes", "fixed")]  # read by fixed.global_rewards
         config = dict(ispo_diagnostics=False, **settings)
     args = ISPOConfig(
-        output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, report_to=[], seed=0,
-        num_generations=fixed.NUM_GENERATIONS, per_device_train_batch_size=local, max_completion_length=32,
-        disable_tqdm=True, **config,
+        output_dir=tempfile.mkdtemp(),
+        use_cpu=True,
+        bf16=False,
+        report_to=[],
+        seed=0,
+        num_generations=fixed.NUM_GENERATIONS,
+        per_device_train_batch_size=local,
+        max_completion_length=32,
+        disable_tqdm=True,
+        **config,
     )
     trainer = ISPOTrainer(model_dir, args=args, train_dataset=Dataset.from_list(fixed.global_inputs()))
     state = PartialState()

@@ -22,9 +22,7 @@ _TAG = ANSWER_FORMAT_SPECS["answer_tag"]
 # The box commands, from the formats table: `boxed`, `fbox`.
 _BOX_COMMANDS = [opening.removeprefix("\\").removesuffix("{") for opening in (_BOXED.marker, *_BOXED.aliases)]
 # `\boxed{`, `\boxed {`, `\fbox{`; and the brace-less `\boxed 5` (one token).
-_BOX_MARKER_RE = re.compile(
-    rf"\\(?:{'|'.join(_BOX_COMMANDS)})\s*\{{|\\{_BOX_COMMANDS[0]}[ \t]+(?=[^\s{{\\$])"
-)
+_BOX_MARKER_RE = re.compile(rf"\\(?:{'|'.join(_BOX_COMMANDS)})\s*\{{|\\{_BOX_COMMANDS[0]}[ \t]+(?=[^\s{{\\$])")
 # Escaped characters are consumed in pairs so `\{`, `\}` and `\\{` count correctly.
 BRACE_RE = re.compile(r"\\.|[{}]", re.DOTALL)
 _BARE_TOKEN_RE = re.compile(r"[^\s$]+")
@@ -124,9 +122,7 @@ def extract_answer(completion: str, answer_format: AnswerFormat = "boxed") -> st
 
 
 # Between two boxes of one multi-part answer only separators may appear.
-_BOX_SEPARATOR_RE = re.compile(
-    r"(?:\s|\$|,|;|&|\\quad|\\qquad|\\,|\\;|\\text\{\s*(?:and|or|,)?\s*\}|\b(?:and|or)\b)*"
-)
+_BOX_SEPARATOR_RE = re.compile(r"(?:\s|\$|,|;|&|\\quad|\\qquad|\\,|\\;|\\text\{\s*(?:and|or|,)?\s*\}|\b(?:and|or)\b)*")
 
 
 def _trailing_box_run(completion: str) -> str | None:

@@ -51,9 +51,20 @@ __all__ = ["grade", "normalize", "parse_gold"]
 _SCI_RE = re.compile(r"(?<![\w\\.])(\d+(?:\.\d*)?|\.\d+)[eE]([+-]?\d+)(?![\w.])")
 _PY_NAME_RE = re.compile(r"\b(?:np|numpy|math|sympy|sp)\.(\w+)(\s*\()?")
 _PY_FUNCTIONS = {
-    "arcsin": r"\arcsin", "arccos": r"\arccos", "arctan": r"\arctan", "asin": r"\arcsin",
-    "acos": r"\arccos", "atan": r"\arctan", "sin": r"\sin", "cos": r"\cos", "tan": r"\tan",
-    "exp": r"\exp", "log": r"\ln", "ln": r"\ln", "log10": r"\log_{10}", "sqrt": r"\sqrt",
+    "arcsin": r"\arcsin",
+    "arccos": r"\arccos",
+    "arctan": r"\arctan",
+    "asin": r"\arcsin",
+    "acos": r"\arccos",
+    "atan": r"\arctan",
+    "sin": r"\sin",
+    "cos": r"\cos",
+    "tan": r"\tan",
+    "exp": r"\exp",
+    "log": r"\ln",
+    "ln": r"\ln",
+    "log10": r"\log_{10}",
+    "sqrt": r"\sqrt",
 }
 _PY_CONSTANTS = {"pi": r"\pi", "e": "e", "inf": r"\infty"}
 # `t(0,4]`: a variable glued to an interval (mismatched brackets, so not a function call).
@@ -61,8 +72,12 @@ _GLUED_INTERVAL_RE = re.compile(r"^([A-Za-z])\s*(\((?:[^()\[\]]*)\]|\[(?:[^()\[\
 _TEXT_LABEL_RE = re.compile(r"_\s*\{\s*\\(?:text[A-Za-z]*|mathrm|mbox)\s*\{([^{}]*)\}\s*\}")
 # `\left(`, `(`, `[`, `\{` wrappers that may be peeled off a multi-part answer written as a tuple.
 _WRAPPERS = (
-    (r"\left(", r"\right)"), (r"\left[", r"\right]"), (r"\left\{", r"\right\}"),
-    (r"\{", r"\}"), ("(", ")"), ("[", "]"),
+    (r"\left(", r"\right)"),
+    (r"\left[", r"\right]"),
+    (r"\left\{", r"\right\}"),
+    (r"\{", r"\}"),
+    ("(", ")"),
+    ("[", "]"),
 )
 
 
@@ -290,8 +305,7 @@ def grade(gold: str, answer: str | None) -> bool | None:
         if inner is not None:
             predictions = predictions + parse_candidates(inner)
     return any(
-        verify(expected, prediction, timeout_seconds=None)
-        and not equal_only_after_rounding(expected, prediction)
+        verify(expected, prediction, timeout_seconds=None) and not equal_only_after_rounding(expected, prediction)
         for expected in gold_candidates
         for prediction in predictions
     )

@@ -48,9 +48,7 @@ def group_advantages(
     if num_generations < 1:
         raise ValueError(f"num_generations must be >= 1, got {num_generations}")
     if rewards.numel() % num_generations != 0:
-        raise ValueError(
-            f"rewards has {rewards.numel()} rows, which does not divide into groups of {num_generations}"
-        )
+        raise ValueError(f"rewards has {rewards.numel()} rows, which does not divide into groups of {num_generations}")
     if bool(torch.isinf(rewards).any()):
         raise ValueError("rewards has an infinite value")
 

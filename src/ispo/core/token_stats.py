@@ -1,4 +1,7 @@
-"""Per-token statistics under the rollout policy: entropy, normalised entropy, drift (docs/algorithm.md: Notation, §2)."""
+"""Per-token statistics under the rollout policy: entropy, normalised entropy, drift.
+
+docs/algorithm.md: Notation and §2.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +36,10 @@ def normalized_entropy(entropy: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 
 def token_drift(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
-    """d_{i,t} = |log pi_old(o_{i,t}) - log pi_ref(o_{i,t})| (docs/algorithm.md §2, drift filter). Shapes: (B, T) -> (B, T)."""
+    """d_{i,t} = |log pi_old(o_{i,t}) - log pi_ref(o_{i,t})| (docs/algorithm.md §2, drift filter).
+
+    Shapes: (B, T) -> (B, T).
+    """
     check_same_shape("logps", logps, ref_logps=ref_logps)
     return (logps - ref_logps).abs()
 

@@ -37,7 +37,15 @@ RUN_CONFIG_FILE = "run_config.json"
 # Settings that change the generated samples; the others (benchmarks, limit, n_samples, batch
 # size, backend) only change which samples exist or how fast they come.
 GENERATION_KEYS = (
-    "model", "tokenizer", "prompt", "chat", "answer_format", "temperature", "top_p", "max_new_tokens", "seed"
+    "model",
+    "tokenizer",
+    "prompt",
+    "chat",
+    "answer_format",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "seed",
 )
 
 
@@ -80,9 +88,7 @@ class EvalConfig:
     )
     chat: bool | None = field(
         default=None,
-        metadata=_help(
-            "apply the chat template (default: for qwen_math, when the tokenizer has one; --chat insists)"
-        ),
+        metadata=_help("apply the chat template (default: for qwen_math, when the tokenizer has one; --chat insists)"),
     )
     answer_format: AnswerFormat = field(default="boxed", metadata=_help("where the answer is read"))
     pass_k: list[int] | None = field(default=None, metadata=_help("k of pass@k (default: powers of 2 up to n, and n)"))

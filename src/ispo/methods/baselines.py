@@ -133,7 +133,10 @@ def prog(batch: RolloutBatch, config) -> MethodOutput:
     return MethodOutput(
         rewards=batch.reward,
         advantages=advantages,
-        metrics={"prog/answer_confidence": _mean(answer_confidence), "prog/prompt_confidence": _mean(prompt_confidence)},
+        metrics={
+            "prog/answer_confidence": _mean(answer_confidence),
+            "prog/prompt_confidence": _mean(prompt_confidence),
+        },
     )
 
 

@@ -58,7 +58,8 @@ def dr_grpo(batch: RolloutBatch, config) -> MethodOutput:
     "entropy_tokens",
     uses_outcome=False,
     trl_settings={"top_entropy_quantile": 0.2},
-    summary="80/20 rule (arXiv 2506.01939): policy gradient on the top-20% entropy tokens only (TRL's top_entropy_quantile)",
+    summary="80/20 rule (arXiv 2506.01939): policy gradient on the top-20% entropy tokens only "
+    "(TRL's top_entropy_quantile)",
 )
 def entropy_tokens(batch: RolloutBatch, config) -> MethodOutput:
     """High-entropy minority tokens: GRPO's reward, TRL masks the loss to the top-entropy tokens."""

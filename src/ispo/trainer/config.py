@@ -49,7 +49,10 @@ class ISPOConfig(GRPOConfig):
 
     lambda_ifd: float = field(
         default=0.2,
-        metadata={"help": "Weight of the bounded Conditional IFD term in the composite reward (docs/algorithm.md §3). [ours] 0.2."},
+        metadata={
+            "help": "Weight of the bounded Conditional IFD term in the composite reward (docs/algorithm.md §3). "
+            "[ours] 0.2."
+        },
     )
     lambda_tok: float = field(
         default=0.2,
@@ -64,23 +67,36 @@ class ISPOConfig(GRPOConfig):
     )
     rho_h: float = field(
         default=0.2,
-        metadata={"help": "Entropy filter: share of the batch's valid tokens with the highest entropy (docs/algorithm.md §2). [ours] 0.2."},
+        metadata={
+            "help": "Entropy filter: share of the batch's valid tokens with the highest entropy "
+            "(docs/algorithm.md §2). [ours] 0.2."
+        },
     )
     rho_d: float = field(
         default=0.5,
-        metadata={"help": "Drift filter: share of the batch's valid tokens with the largest |log pi_old - log pi_ref| (docs/algorithm.md §2). [ours] 0.5."},
+        metadata={
+            "help": "Drift filter: share of the batch's valid tokens with the largest |log pi_old - log pi_ref| "
+            "(docs/algorithm.md §2). [ours] 0.5."
+        },
     )
     delta_min: float = field(
         default=1e-3,
-        metadata={"help": "Drift filter: minimum drift for a token to count as drifted (docs/algorithm.md §2). [ours] 1e-3."},
+        metadata={
+            "help": "Drift filter: minimum drift for a token to count as drifted (docs/algorithm.md §2). [ours] 1e-3."
+        },
     )
     tau: float = field(
         default=0.3,
-        metadata={"help": "Hinge threshold on normalised entropy for incorrect rollouts, in [0, 1] (docs/algorithm.md §2). [ours] 0.3."},
+        metadata={
+            "help": "Hinge threshold on normalised entropy for incorrect rollouts, in [0, 1] "
+            "(docs/algorithm.md §2). [ours] 0.3."
+        },
     )
     eta: float = field(
         default=1.0,
-        metadata={"help": "Hinge slope for confident tokens of incorrect rollouts, >= 0 (docs/algorithm.md §2). [ours] 1.0."},
+        metadata={
+            "help": "Hinge slope for confident tokens of incorrect rollouts, >= 0 (docs/algorithm.md §2). [ours] 1.0."
+        },
     )
     critical: Literal["intersection", "entropy", "drift", "union"] = field(
         default="intersection",
@@ -139,51 +155,78 @@ class ISPOConfig(GRPOConfig):
     # ----- baselines (docs/methods.md); each field belongs to the method its prefix names -----
     self_certainty_mode: Literal["replace", "add"] = field(
         default="replace",
-        metadata={"help": "self_certainty: 'replace' (no verifier, Intuitor) or 'add' (outcome + weight x self-certainty).",
-                  "choices": ["replace", "add"]},
+        metadata={
+            "help": "self_certainty: 'replace' (no verifier, Intuitor) or 'add' (outcome + weight x self-certainty).",
+            "choices": ["replace", "add"],
+        },
     )
-    self_certainty_weight: float = field(default=1.0, metadata={"help": "self_certainty: weight of the term in 'add' mode."})
+    self_certainty_weight: float = field(
+        default=1.0, metadata={"help": "self_certainty: weight of the term in 'add' mode."}
+    )
     self_certainty_combine: Literal["advantages", "rewards"] = field(
         default="advantages",
-        metadata={"help": "self_certainty 'add': sum the standardised advantages (official) or standardise the summed "
-                  "rewards [ours].", "choices": ["advantages", "rewards"]},
+        metadata={
+            "help": "self_certainty 'add': sum the standardised advantages (official) or standardise the summed "
+            "rewards [ours].",
+            "choices": ["advantages", "rewards"],
+        },
     )
-    rlpr_aggregate: Literal["mean_prob", "geometric_mean_prob", "mean_log_prob", "sum_log_prob", "sequence_prob"] = field(
-        default="mean_prob",
-        metadata={"help": "rlpr: how the gold answer's token probabilities are aggregated (RLPR: mean of probabilities).",
-                  "choices": ["mean_prob", "geometric_mean_prob", "mean_log_prob", "sum_log_prob", "sequence_prob"]},
+    rlpr_aggregate: Literal["mean_prob", "geometric_mean_prob", "mean_log_prob", "sum_log_prob", "sequence_prob"] = (
+        field(
+            default="mean_prob",
+            metadata={
+                "help": "rlpr: how the gold answer's token probabilities are aggregated (RLPR: mean of probabilities).",
+                "choices": ["mean_prob", "geometric_mean_prob", "mean_log_prob", "sum_log_prob", "sequence_prob"],
+            },
+        )
     )
-    rlpr_debias: bool = field(default=True, metadata={"help": "rlpr: subtract the score of the gold answer without the reasoning."})
+    rlpr_debias: bool = field(
+        default=True, metadata={"help": "rlpr: subtract the score of the gold answer without the reasoning."}
+    )
     rlpr_std_filter: bool = field(
         default=False,
-        metadata={"help": "rlpr: RLPR's adaptive filter; prompts whose reward std is below beta x EMA(mean std) get "
-                  "advantage 0 [ours: no refill]."},
+        metadata={
+            "help": "rlpr: RLPR's adaptive filter; prompts whose reward std is below beta x EMA(mean std) get "
+            "advantage 0 [ours: no refill]."
+        },
     )
     rlpr_filter_beta: float = field(default=0.5, metadata={"help": "rlpr: std filter threshold factor (RLPR: 0.5)."})
     rlpr_filter_ema: float = field(default=0.99, metadata={"help": "rlpr: std filter EMA ratio (RLPR: 0.99)."})
-    zvp_alpha: float = field(default=0.1, metadata={"help": "zvp: scale of the entropy advantages in zero-variance groups."})
-    prog_alpha: float = field(default=0.1, metadata={"help": "prog: weight of (prompt confidence - answer confidence) [ours]."})
+    zvp_alpha: float = field(
+        default=0.1, metadata={"help": "zvp: scale of the entropy advantages in zero-variance groups."}
+    )
+    prog_alpha: float = field(
+        default=0.1, metadata={"help": "prog: weight of (prompt confidence - answer confidence) [ours]."}
+    )
     prog_low_prob_fraction: float = field(
         default=0.2, metadata={"help": "prog: share of least-likely completion tokens the answer confidence averages."}
     )
     prog_prompt_fraction: float = field(
-        default=1.0, metadata={"help": "prog: share of least-likely prompt tokens the prompt confidence averages [ours]."}
+        default=1.0,
+        metadata={"help": "prog: share of least-likely prompt tokens the prompt confidence averages [ours]."},
     )
     prog_apply_to: Literal["all", "correct"] = field(
-        default="all", metadata={"help": "prog: which rollouts get the correction [ours].", "choices": ["all", "correct"]}
+        default="all",
+        metadata={"help": "prog: which rollouts get the correction [ours].", "choices": ["all", "correct"]},
     )
     pacr_variant: Literal["dense", "sparse"] = field(
         default="dense",
-        metadata={"help": "pacr: 'dense' (per-token process advantages) or 'sparse' (a bonus on the reward) [ours].",
-                  "choices": ["dense", "sparse"]},
+        metadata={
+            "help": "pacr: 'dense' (per-token process advantages) or 'sparse' (a bonus on the reward) [ours].",
+            "choices": ["dense", "sparse"],
+        },
     )
     pacr_gamma: float = field(default=1.0, metadata={"help": "pacr: discount of the step returns."})
     pacr_lambda_process: float = field(default=0.2, metadata={"help": "pacr: weight of the process advantage [ours]."})
-    pacr_sparse_weight: float = field(default=0.1, metadata={"help": "pacr sparse: weight of the confidence rise [ours]."})
+    pacr_sparse_weight: float = field(
+        default=0.1, metadata={"help": "pacr sparse: weight of the confidence rise [ours]."}
+    )
     pacr_max_steps: int = field(
         default=8,
-        metadata={"help": "pacr: at most this many reasoning steps per rollout (K+1 forwards each); adjacent steps "
-                  "merge beyond it [ours]."},
+        metadata={
+            "help": "pacr: at most this many reasoning steps per rollout (K+1 forwards each); adjacent steps "
+            "merge beyond it [ours]."
+        },
     )
     allow_outcome_override: bool = field(
         default=False,
@@ -195,7 +238,8 @@ class ISPOConfig(GRPOConfig):
     ispo_diagnostics: bool = field(
         default=True,
         metadata={
-            "help": "Compute the ISPO signals for the docs/algorithm.md §4 diagnostics even when both weights are 0 (GRPO runs). "
+            "help": "Compute the ISPO signals for the docs/algorithm.md §4 diagnostics even when both weights "
+            "are 0 (GRPO runs). "
             "Costs the same extra passes as ISPO; False skips them and logs only outcome-based diagnostics."
         },
     )
@@ -226,9 +270,7 @@ def _apply_method_settings(config: ISPOConfig) -> None:
         if current == defaults[name]:
             setattr(config, name, value)
         elif current != value:
-            raise ValueError(
-                f"ISPOConfig.{name}: method {config.method!r} means {name}={value!r}, got {current!r}"
-            )
+            raise ValueError(f"ISPOConfig.{name}: method {config.method!r} means {name}={value!r}, got {current!r}")
 
 
 def _check_method_fields(config: ISPOConfig) -> None:
@@ -292,7 +334,11 @@ def _check_fields(config: ISPOConfig) -> None:
     require("pacr_gamma", 0 <= config.pacr_gamma <= 1, "must be in [0, 1]")
     require("pacr_lambda_process", config.pacr_lambda_process >= 0, "must be >= 0")
     require("pacr_sparse_weight", config.pacr_sparse_weight >= 0, "must be >= 0")
-    require("pacr_max_steps", isinstance(config.pacr_max_steps, int) and config.pacr_max_steps >= 1, "must be an integer >= 1")
+    require(
+        "pacr_max_steps",
+        isinstance(config.pacr_max_steps, int) and config.pacr_max_steps >= 1,
+        "must be an integer >= 1",
+    )
     if not config.allow_outcome_override and 2 * config.lambda_ifd + config.lambda_tok >= 1:
         raise ValueError(
             f"ISPOConfig.lambda_ifd / lambda_tok: 2*lambda_ifd + lambda_tok = "

@@ -107,7 +107,9 @@ class ForwardPasses:
         index = torch.tensor([c.row for c in part], device=device)
         input_ids = torch.cat([prompt_ids[index], ids], dim=1)
         attention_mask = torch.cat([prompt_mask[index], mask], dim=1)
-        logps, _ = self.rollout_statistics(self.trainer.model, input_ids, attention_mask, width, len(part), entropy=False)
+        logps, _ = self.rollout_statistics(
+            self.trainer.model, input_ids, attention_mask, width, len(part), entropy=False
+        )
         return logps
 
     def prompt_logps(self, prompt_ids, prompt_mask, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +137,9 @@ class ForwardPasses:
                 rows = slice(start, start + batch_size)
                 with self.accelerator.autocast():
                     logits = trainer.model(
-                        input_ids=input_ids[rows], attention_mask=attention_mask[rows], logits_to_keep=logits_to_keep + 1
+                        input_ids=input_ids[rows],
+                        attention_mask=attention_mask[rows],
+                        logits_to_keep=logits_to_keep + 1,
                     ).logits[:, :-1]
                 pieces.append(reduce(logits.float() / trainer.temperature))
         return torch.cat(pieces)

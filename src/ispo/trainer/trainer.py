@@ -356,7 +356,8 @@ class ISPOTrainer(GRPOTrainer):
             if bool(bad.any()):
                 name = self.reward_func_names[self._outcome_index]
                 raise ValueError(
-                    f"ISPO: outcome reward {name!r} returned {outcome[bad][0].item():g} at step {self.state.global_step}; "
+                    f"ISPO: outcome reward {name!r} returned {outcome[bad][0].item():g} "
+                    f"at step {self.state.global_step}; "
                     "R_o must be 0 or 1 (None = unscorable); see docs/algorithm.md, 'The outcome reward'"
                 )
         weighted = rewards_per_func * weights.unsqueeze(0)
@@ -459,7 +460,11 @@ class ISPOTrainer(GRPOTrainer):
         for key, value in result.metrics.items():
             metrics[key].append(value)
         self._ispo_last = {
-            "outcome": batch.outcome, "composite": rewards, "advantages": advantages, "batch": batch, "result": result,
+            "outcome": batch.outcome,
+            "composite": rewards,
+            "advantages": advantages,
+            "batch": batch,
+            "result": result,
             "trl_advantages_local": self._trl_advantages_local,
         }
         ifd = ifd_signal(batch, args)
@@ -487,7 +492,10 @@ class ISPOTrainer(GRPOTrainer):
         if batch.drift is not None:
             metrics["drift/mean"].append(masked_mean(batch.drift, batch.valid).item())
         self._ispo_last.update(
-            token_reward=token_reward, critical=critical, old_logps=batch.old_logps, entropies=batch.entropies,
+            token_reward=token_reward,
+            critical=critical,
+            old_logps=batch.old_logps,
+            entropies=batch.entropies,
             valid=batch.valid,
         )
 
@@ -537,8 +545,10 @@ class ISPOTrainer(GRPOTrainer):
         if bool((verdicts >= 0).all()):
             self._recording_trusted = bool((verdicts == 1).all())
             state = "match" if self._recording_trusted else "do not match"
-            self._log_once(f"ISPO: decoding statistics {state} a full forward; pi_old "
-                           f"{'comes from generation' if self._recording_trusted else 'needs a forward'} from now on")
+            self._log_once(
+                f"ISPO: decoding statistics {state} a full forward; pi_old "
+                f"{'comes from generation' if self._recording_trusted else 'needs a forward'} from now on"
+            )
 
     def _drift(self, local: LocalRollouts, old_logps: torch.Tensor, timings: dict) -> torch.Tensor | None:
         """(B, T) |log pi_old - log pi_ref|, or None when no reference model is available."""
