@@ -25,6 +25,11 @@ def test_cli_arguments_map_to_the_config():
     assert config.eval.problems_per_difficulty == 20  # quick check: small evaluation
     defaults = cli.config_from_args(parse([]))
     assert defaults.eval.problems_per_difficulty == 200 and defaults.threads == 1
+    assert (defaults.split, defaults.task) == ("test", "arithmetic")  # confirmation split unless asked
+    chosen = cli.config_from_args(parse(["--split", "dev", "--task", "arithmetic"]))
+    assert (chosen.split, chosen.task) == ("dev", "arithmetic")
+    with pytest.raises(SystemExit):  # argparse's usage error: not a held-out split
+        parse(["--split", "train"])
 
 
 def test_rl_data_is_seeded_identical_across_methods_and_from_train():
@@ -51,8 +56,9 @@ def test_demo_runs_end_to_end_on_a_toy_budget(tmp_path, monkeypatch):
         prompts_per_step=2,
         num_generations=4,
         max_completion_length=32,
-        warmstart=WarmStartConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
-                                  problems_per_difficulty=50, steps=5, batch_size=8),
+        warmstart=WarmStartConfig(
+            hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, problems_per_difficulty=50, steps=5, batch_size=8
+        ),
         eval=EvalConfig(problems_per_difficulty=3, num_samples=1, max_new_tokens=32),
         progress=False,
     )
@@ -64,12 +70,29 @@ def test_demo_runs_end_to_end_on_a_toy_budget(tmp_path, monkeypatch):
         assert [r["step"] for r in records] == [1, 2]
         assert "zero_adv_rate/outcome" in records[0]
         evaluation = json.loads((out / method / "eval.json").read_text())
-        assert set(evaluation) == {"before", "after"} and "sampled/hard" in evaluation["after"]
+        assert set(evaluation) == {"before", "after", "task", "split"} and "sampled/hard" in evaluation["after"]
+        assert (evaluation["task"], evaluation["split"]) == ("arithmetic", "test")
+        info = json.loads((out / method / "run.json").read_text())
+        assert info["name"] == method and info["seed"] == 0 and info["split"] == "test"
     assert (out / "training_dynamics.png").exists() and (out / "heldout_accuracy.png").exists()
     text = report.read_text()
     assert "| GRPO | after |" in text and "| ISPO | after |" in text
     summary = json.loads((out / "demo.json").read_text())
     assert summary["seconds"]["total"] > 0
+
+
+def test_heldout_problems_come_from_the_chosen_split():
+    from ispo.data.synthetic import split_of
+    from ispo.demo.evaluate import heldout_problems
+
+    dev, test = heldout_problems(10, "dev"), heldout_problems(10, "test")
+    assert {split_of(p.expression) for p in dev} == {"dev"} and {split_of(p.expression) for p in test} == {"test"}
+    assert heldout_problems(10) == test  # default: the test split
+    assert [p.difficulty for p in test[::10]] == ["easy", "medium", "hard"]
+    with pytest.raises(ValueError, match="split must be one of dev, test, got 'train'"):
+        heldout_problems(10, "train")
+    with pytest.raises(ValueError, match="split must be one of dev, test"):
+        DemoConfig(split="heldout")
 
 
 def test_long_runs_cycle_through_the_prompt_pool():
@@ -81,6 +104,8 @@ def test_every_demo_setting_with_help_is_a_flag_and_bad_ones_fail_before_trainin
     config = cli.config_from_args(parse(["--difficulty-weights", "0.5,0.25,0.25", "--no-progress", "--threads", "2"]))
     assert config.difficulty_weights == (0.5, 0.25, 0.25) and not config.progress and config.threads == 2
     assert cli.run(parse(["--methods", "GRPO,PPO"])) == 2
-    assert capsys.readouterr().err.strip() == "ispo demo: error: methods must be some of GRPO, ISPO, got GRPO,PPO"
+    assert capsys.readouterr().err.strip().startswith("ispo demo: error: unknown preset or method 'PPO'; known: ")
+    assert cli.run(parse(["--task", "nope"])) == 2
+    assert capsys.readouterr().err.strip().startswith("ispo demo: error: unknown task 'nope'; tasks: arithmetic")
     assert cli.run(parse(["--steps", "0"])) == 2
     assert "steps must be at least 1" in capsys.readouterr().err

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ispo.data.synthetic import DIFFICULTIES, Problem, generate_problems
+from ispo.data.synthetic import Problem
 
 EVAL_SEED = 0  # the held-out set is the same for every demo seed, so runs are comparable
+HELDOUT_SPLITS: tuple[str, ...] = ("dev", "test")  # selection on dev, confirmation on test (docs/study.md)
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,20 @@ class EvalConfig:
     seed: int = 0  # sampling seed
 
 
-def heldout_problems(n_per_difficulty: int) -> list[Problem]:
+def heldout_problems(n_per_difficulty: int, split: str = "test", *, task: str = "arithmetic") -> list[Problem]:
+    """``n_per_difficulty`` problems of each difficulty of ``task`` from held-out ``split`` ("dev" or "test").
+
+    Fixed by ``EVAL_SEED``: every run, seed and method of a split is evaluated on the same problems.
+    """
+    from ispo.data.tasks import get_task
+
+    if split not in HELDOUT_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(HELDOUT_SPLITS)}, got {split!r}")
+    module = get_task(task)
     return [
         problem
-        for name in DIFFICULTIES
-        for problem in generate_problems(n_per_difficulty, name, split="heldout", seed=EVAL_SEED)
+        for name in module.DIFFICULTIES
+        for problem in module.generate_problems(n_per_difficulty, name, split=split, seed=EVAL_SEED)
     ]
 
 
@@ -55,6 +65,8 @@ def evaluate(model, tokenizer, problems: list[Problem], config: EvalConfig | Non
     was_training = model.training
     backend = HFBackend(model, tokenizer)  # puts the model in eval mode
     prompt_ids = [tokenizer(p.prompt, add_special_tokens=False)["input_ids"] for p in problems]
+    # the seed's key: the arithmetic task's expression (as always), the prompt for a task without one
+    keys = [getattr(p, "expression", p.prompt) for p in problems]
     modes = [("sampled", config.temperature, config.num_samples)] + ([("greedy", 0.0, 1)] if config.greedy else [])
     results: dict[str, float] = {}
     bar = tqdm(total=sum(len(problems) * k for _, _, k in modes), desc="eval", disable=not progress, unit="seq")
@@ -68,7 +80,7 @@ def evaluate(model, tokenizer, problems: list[Problem], config: EvalConfig | Non
                 temperature=temperature,
                 top_p=1.0,
                 max_new_tokens=config.max_new_tokens,
-                seeds=[sample_seed(config.seed, f"demo/{mode}", problems[i].expression, index) for i, index in batch],
+                seeds=[sample_seed(config.seed, f"demo/{mode}", keys[i], index) for i, index in batch],
             )
             completions += [generation.text for generation in generations]
             bar.update(len(batch))

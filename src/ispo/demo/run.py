@@ -1,10 +1,14 @@
 """The offline demo: warm start, then GRPO, ISPO (or any preset) through the same trainer, evaluation, report.
 
 Every method starts from the same warm-started model and sees the same prompts in the same order with
-the same seed and budget; each is ``ISPOTrainer`` with a preset (``ispo.methods.presets``; GRPO keeps
-TRL's advantages) and logs the ISPO diagnostics, so the plots compare like with like. The held-out set is fixed
-(``ispo.demo.evaluate.EVAL_SEED``), so runs with different ``--seed`` are evaluated on the same
-problems.
+the same seed and budget; each is ``ISPOTrainer`` with a method's ``ISPOConfig`` fields (a preset of
+``ispo.methods.presets``, or a mapping of fields on top of one; GRPO keeps TRL's advantages) and logs
+the ISPO diagnostics, so the plots compare like with like. The held-out set is fixed
+(``ispo.demo.evaluate.EVAL_SEED``) for a task and split (``dev`` for selection, ``test`` for
+confirmation), so runs with different ``--seed`` are evaluated on the same problems.
+
+One *cell* (:func:`run_cell`) is one method trained from the warm start and evaluated; ``ispo demo``
+runs one cell per method, ``ispo sweep`` (``ispo.study``) one per method and seed.
 
 Output folder::
 
@@ -16,14 +20,19 @@ Output folder::
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
 
-from ispo.data.synthetic import generate_problems, to_records
 from ispo.demo.evaluate import EvalConfig, evaluate, heldout_problems
 from ispo.demo.warmstart import WarmStartConfig, load_warm_start, warm_start
 
+# A method as the demo and the study take it: a preset name ("GRPO", "ISPO-paper", a registered method),
+# or a mapping of ISPOConfig fields, optionally on top of ``preset: NAME``.
+MethodSpec = str | Mapping[str, Any]
 
 
 def _help(text: str) -> dict:
@@ -37,6 +46,11 @@ class DemoConfig:
     output_dir: str = field(default="runs/demo", metadata=_help("where to write"))
     steps: int = field(default=100, metadata=_help("RL optimizer steps per method"))
     seed: int = field(default=0, metadata=_help("seed of the RL runs and their data order"))
+    task: str = field(default="arithmetic", metadata=_help("synthetic task (ispo.data.tasks): arithmetic, ..."))
+    split: Literal["dev", "test"] = field(
+        default="test",
+        metadata=_help("held-out split to evaluate on: dev (selecting methods and settings) or test (confirmation)"),
+    )
     prompts_per_step: int = field(default=8, metadata=_help("prompts per RL step"))
     num_generations: int = field(default=8, metadata=_help("rollouts per prompt (the group size)"))
     # 5e-4 degraded GRPO itself in 40 steps (measured)
@@ -67,8 +81,13 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
+        from ispo.data.tasks import get_task
+        from ispo.demo.evaluate import HELDOUT_SPLITS
         from ispo.methods.presets import resolve_preset
 
+        get_task(self.task)  # a one-line ValueError listing the tasks
+        if self.split not in HELDOUT_SPLITS:
+            raise ValueError(f"split must be one of {', '.join(HELDOUT_SPLITS)}, got {self.split!r}")
         if not self.methods:
             raise ValueError("methods: give at least one")
         if len(set(self.methods)) != len(self.methods):
@@ -77,15 +96,53 @@ class DemoConfig:
             resolve_preset(method)  # a one-line ValueError naming the unknown one
 
 
+# ISPOConfig fields the demo sets from DemoConfig for every method alike (the shared budget and run
+# settings); a method's own fields may not set them, so every method of a demo or study gets the same.
+SHARED_FIELDS: tuple[str, ...] = (
+    "output_dir", "seed", "data_seed", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations", "max_completion_length",
+    "temperature", "top_k", "top_p", "beta", "use_cpu", "bf16", "logging_steps", "save_strategy", "report_to",
+    "disable_tqdm", "dataloader_num_workers", "shuffle_dataset",
+)  # fmt: skip
+
+
+def method_fields(spec: MethodSpec) -> dict[str, Any]:
+    """The ``ISPOConfig`` fields of a method: a preset name, or a mapping of fields on top of ``preset: NAME``.
+
+    ``{"preset": "ispo_paper", "lambda_tok": 0}`` is the paper's ISPO with ``lambda_tok = 0``; a mapping
+    without ``preset`` is the given fields on top of ``ISPOConfig``'s defaults. Field names and values
+    are checked when the ``ISPOConfig`` is built (:func:`check_method`).
+
+    Raises:
+        ValueError: an unknown preset (one line, naming it).
+    """
+    from ispo.methods.presets import resolve_preset
+
+    if isinstance(spec, str):
+        return resolve_preset(spec)
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"a method is a preset name or a mapping of ISPOConfig fields, got {spec!r}")
+    fields = dict(spec)
+    preset = fields.pop("preset", None)
+    if preset is None:
+        return fields
+    if not isinstance(preset, str):
+        raise ValueError(f"preset: expected a preset name, got {preset!r}")
+    return {**resolve_preset(preset), **fields}
+
+
 def rl_records(config: DemoConfig) -> list[dict]:
     """The RL prompts in training order: train split, interleaved by difficulty, seeded by ``config.seed``."""
     import random
 
+    from ispo.data.tasks import get_task
+
+    task = get_task(config.task)
     n_prompts = config.steps * config.prompts_per_step
     names = ("easy", "medium", "hard")
     # distinct prompts up to a pool size the easy split can supply; longer runs cycle through the pool
     pool_size = min(n_prompts, 2000)
-    pools = {name: generate_problems(pool_size, name, split="train", seed=1000 + config.seed) for name in names}
+    pools = {name: task.generate_problems(pool_size, name, split="train", seed=1000 + config.seed) for name in names}
     rng = random.Random(f"ispo-demo-rl/{config.seed}")
     taken = {name: 0 for name in names}
     problems = []
@@ -93,17 +150,13 @@ def rl_records(config: DemoConfig) -> list[dict]:
         name = rng.choices(names, weights=config.difficulty_weights)[0]
         problems.append(pools[name][taken[name] % pool_size])
         taken[name] += 1
-    return to_records(problems)
+    return task.to_records(problems)
 
 
-def trainer_config(config: DemoConfig, method: str, output_dir: Path):
-    """The ``ISPOConfig`` of ``method`` (a preset name) under the demo's shared budget and settings."""
-    from ispo.methods.presets import resolve_preset
-    from ispo.trainer import ISPOConfig
-
-    return ISPOConfig(
+def shared_fields(config: DemoConfig, output_dir: Path) -> dict[str, Any]:
+    """The ``ISPOConfig`` fields every method of a demo (or study) shares: budget, seed, sampling, logging."""
+    return dict(
         output_dir=str(output_dir),
-        **resolve_preset(method),
         seed=config.seed,
         data_seed=config.seed,
         max_steps=config.steps,
@@ -125,11 +178,148 @@ def trainer_config(config: DemoConfig, method: str, output_dir: Path):
         report_to="none",
         disable_tqdm=not config.progress,
         dataloader_num_workers=0,
-        shuffle_dataset=False,  # the order of rl_records, identical for both methods
+        shuffle_dataset=False,  # the order of rl_records, identical for every method
     )
 
 
-def train_method(config: DemoConfig, method: str, model_folder: Path, output_dir: Path):
+def trainer_config(config: DemoConfig, method: MethodSpec, output_dir: Path):
+    """The ``ISPOConfig`` of ``method`` (a preset name or a field mapping) under the demo's shared budget.
+
+    Raises:
+        ValueError: one line naming the offending key: an unknown preset or ``ISPOConfig`` field, a shared
+            field (the budget is the demo's), or a value ``ISPOConfig`` refuses.
+    """
+    import dataclasses
+
+    from ispo.trainer import ISPOConfig
+
+    fields = method_fields(method)
+    known = {f.name for f in dataclasses.fields(ISPOConfig) if f.init}
+    for name in fields:
+        if name not in known:
+            raise ValueError(f"{name}: unknown ISPOConfig field")
+        if name in SHARED_FIELDS:
+            raise ValueError(f"{name}: set for every method alike by the demo (its shared budget), not per method")
+    try:
+        return ISPOConfig(**shared_fields(config, output_dir), **fields)
+    except (TypeError, ValueError) as error:
+        raise ValueError(str(error).splitlines()[0] if str(error) else repr(error)) from None
+
+
+def check_method(config: DemoConfig, method: MethodSpec) -> dict[str, Any]:
+    """Build the method's ``ISPOConfig`` once (nothing trained) and return its fields; a bad one is a ``ValueError``."""
+    import tempfile
+
+    quiet_warnings()
+    with tempfile.TemporaryDirectory() as folder:
+        trainer_config(config, method, Path(folder))
+    return method_fields(method)
+
+
+def quiet_warnings() -> None:
+    """Silence the FutureWarnings a demo user can do nothing about (also while configs are only checked)."""
+    import warnings
+
+    # transformers 5 renames gradient_checkpointing -> activation_checkpointing and TRL still uses the old
+    # name: a screenful of FutureWarnings per run
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r".*gradient_checkpointing.*")
+
+
+def setup_runtime(threads: int | None) -> None:
+    """Offline, quiet and with ``threads`` torch threads: the demo's process settings (also each sweep worker's)."""
+    import torch
+
+    # offline by construction: nothing may reach for the hub (telemetry included)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    quiet_warnings()
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def warm_start_folder(config: DemoConfig, *, force: bool | None = None) -> Path:
+    """The cached warm start of the demo (trained on first use).
+
+    TODO(lead): the warm start is per task once ``ispo.demo.warmstart.warm_start`` takes the task (another
+    change in progress); until then every task starts from the arithmetic warm start, and a task other
+    than arithmetic is refused here rather than trained from a model that never saw its characters.
+    """
+    if config.task != "arithmetic":
+        raise ValueError(f"task {config.task!r}: the warm start is not per task yet (only 'arithmetic')")
+    force = config.rebuild_warm_start if force is None else force
+    return warm_start(config.warmstart, force=force, progress=config.progress)
+
+
+def evaluate_folder(config: DemoConfig, model_folder: Path, problems: list) -> dict:
+    """Held-out accuracies of the model saved in ``model_folder`` (the warm start: the "before" numbers)."""
+    model, tokenizer = load_warm_start(model_folder)
+    return evaluate(model, tokenizer, problems, config.eval, progress=config.progress)
+
+
+def demo_problems(config: DemoConfig) -> list:
+    """The held-out problems a demo or study evaluates on: its task and split, ``eval.problems_per_difficulty`` each."""
+    return heldout_problems(config.eval.problems_per_difficulty, config.split, task=config.task)
+
+
+@dataclass
+class CellResult:
+    """What one cell (one method trained from the warm start, then evaluated) measured."""
+
+    name: str
+    seed: int
+    after: dict
+    train_seconds: float
+    eval_seconds: float
+
+
+def run_cell(
+    config: DemoConfig,
+    name: str,
+    method: MethodSpec,
+    model_folder: Path,
+    problems: list,
+    before: dict,
+    run_dir: Path,
+) -> CellResult:
+    """Train ``method`` from the warm start in ``model_folder`` and evaluate it on ``problems``.
+
+    Writes ``run_dir/metrics.jsonl`` (one record per step, as the trainer logs it; a stale one is removed
+    first), then ``eval.json`` (``before``, ``after``, ``task``, ``split``) and last ``run.json``, each
+    written to a temporary file and renamed, so a folder with ``run.json`` is a finished cell.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("run.json", "eval.json", "metrics.jsonl"):  # a fresh run, not appended to an old one
+        (run_dir / stale).unlink(missing_ok=True)
+    fields = method_fields(method)
+    trained, tokenizer, train_seconds = train_method(config, fields, model_folder, run_dir)
+    t0 = time.perf_counter()
+    after = evaluate(trained, tokenizer, problems, config.eval, progress=config.progress)
+    eval_seconds = time.perf_counter() - t0
+    evaluation = {"before": before, "after": after, "task": config.task, "split": config.split}
+    write_json_atomic(run_dir / "eval.json", evaluation)
+    info = {
+        "name": name,
+        "wall_seconds": round(train_seconds, 1),  # training only (ispo report's "wall time")
+        "eval_seconds": round(eval_seconds, 1),
+        "seed": config.seed,
+        "steps": config.steps,
+        "task": config.task,
+        "split": config.split,
+        "method": _jsonable(fields),
+    }
+    write_json_atomic(run_dir / "run.json", info)
+    return CellResult(name, config.seed, after, train_seconds, eval_seconds)
+
+
+def write_json_atomic(path: Path, value) -> None:
+    """Write JSON to a temporary file next to ``path``, then rename it over ``path`` (never half-written)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def train_method(config: DemoConfig, method: MethodSpec, model_folder: Path, output_dir: Path):
     """Train one method from the warm start; returns (trained model, tokenizer, wall seconds)."""
     from datasets import Dataset
 
@@ -163,56 +353,33 @@ def _quiet_step_logs(trainer) -> None:
 
 def run_demo(config: DemoConfig) -> Path:
     """Run the whole demo; returns the path of ``report.md``."""
-    import os
-
-    import torch
-
     from ispo.report import make_report
 
-    # offline by construction: nothing may reach for the hub (telemetry included)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    # transformers 5 renames gradient_checkpointing -> activation_checkpointing and TRL still uses the old
-    # name: a screenful of FutureWarnings per run that a demo user can do nothing about
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    setup_runtime(config.threads)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
     t0 = time.perf_counter()
-    model_folder = warm_start(config.warmstart, force=config.rebuild_warm_start, progress=config.progress)
+    model_folder = warm_start_folder(config)
     timings["warm_start"] = time.perf_counter() - t0
 
-    problems = heldout_problems(config.eval.problems_per_difficulty)
-    model, tokenizer = load_warm_start(model_folder)
+    problems = demo_problems(config)
     t0 = time.perf_counter()
-    before = evaluate(model, tokenizer, problems, config.eval, progress=config.progress)
+    before = evaluate_folder(config, model_folder, problems)
     timings["eval_before"] = time.perf_counter() - t0
     _print_accuracy("before RL", before)
 
     run_dirs = []
     for method in config.methods:
         run_dir = out / method
-        if (run_dir / "metrics.jsonl").exists():  # a fresh run, not appended to an old one
-            (run_dir / "metrics.jsonl").unlink()
         print(f"\n== {method}: {config.steps} steps from the warm start ==", flush=True)
-        trained, tokenizer, seconds = train_method(config, method, model_folder, run_dir)
-        timings[f"train/{method}"] = seconds
-        t0 = time.perf_counter()
-        after = evaluate(trained, tokenizer, problems, config.eval, progress=config.progress)
-        timings[f"eval/{method}"] = time.perf_counter() - t0
-        _print_accuracy(f"{method} after", after)
-        (run_dir / "eval.json").write_text(json.dumps({"before": before, "after": after}, indent=2) + "\n")
-        (run_dir / "run.json").write_text(
-            json.dumps({"name": method, "wall_seconds": round(seconds, 1), "seed": config.seed}, indent=2) + "\n"
-        )
+        result = run_cell(config, method, method, model_folder, problems, before, run_dir)
+        timings[f"train/{method}"] = result.train_seconds
+        timings[f"eval/{method}"] = result.eval_seconds
+        _print_accuracy(f"{method} after", result.after)
         run_dirs.append(run_dir)
-        del trained
 
     report = make_report(run_dirs, out)
     timings["total"] = time.perf_counter() - started
@@ -229,7 +396,7 @@ def _print_accuracy(label: str, results: dict) -> None:
 
 
 def _jsonable(value):
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
