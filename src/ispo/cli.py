@@ -1,4 +1,4 @@
-"""The ``ispo`` command line: ``ispo train | eval | demo | report``.
+"""The ``ispo`` command line: ``ispo train | eval | demo | report | sweep``.
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
 this file only parses and dispatches, importing the heavy module of the chosen command alone.
@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("ispo.eval.cli", "evaluate a model on the standard math benchmarks"),
     "demo": ("ispo.demo.cli", "offline demo: GRPO vs ISPO on a synthetic task with a tiny model"),
     "report": ("ispo.report", "plot and tabulate runs from their metrics.jsonl"),
+    "sweep": ("ispo.study.cli", "run a study (methods x seeds through the demo pipeline) with paired statistics"),
 }
 
 
