@@ -166,9 +166,7 @@ def generate_mixture(
     return mixed
 
 
-def solution_text(
-    problem: Problem, *, error_rate: float = 0.0, rng: random.Random | None = None
-) -> str:
+def solution_text(problem: Problem, *, error_rate: float = 0.0, rng: random.Random | None = None) -> str:
     """The step-by-step solution; with ``error_rate > 0`` each step's result is wrong with that probability.
 
     A wrong step's value is carried into the next step, so the boxed answer is the (wrong) running
