@@ -2,14 +2,15 @@
 
 RL needs a policy that is sometimes right: from random weights every rollout is wrong and GRPO has
 nothing to learn from. The warm start fits a tiny Qwen3-style model (character tokenizer over the
-task's characters) to step-by-step solutions of train-split problems in which each step is wrong
-with probability ``error_rate`` (``ispo.data.synthetic.solution_text``). The model then makes
-mistakes at roughly that rate per step, so before RL it solves many easy prompts, some medium ones
-and almost no hard ones.
+task's ``CHARACTERS``) to step-by-step solutions of train-split problems of one synthetic task
+(``ispo.data.tasks``: ``arithmetic`` by default, or ``branching``) in which each step is wrong with
+probability ``error_rate`` (the task's ``solution_text``). The model then makes mistakes at roughly
+that rate per step, so before RL it solves many easy prompts, some medium ones and few hard ones.
 
-The result is cached under ``<cache>/warmstart/<key>/`` (``$ISPO_CACHE``, else
-``$XDG_CACHE_HOME/ispo``, else ``~/.cache/ispo``), where ``key`` hashes every setting below and the
-format version, so a changed setting trains a new model and an unchanged one is reused. A plain
+Each task has its own calibrated settings: ``WarmStartConfig.for_task(name)`` (the dataclass defaults
+are the arithmetic task's). The result is cached under ``<cache>/warmstart/<key>/`` (``$ISPO_CACHE``,
+else ``$XDG_CACHE_HOME/ispo``, else ``~/.cache/ispo``), where ``key`` hashes every setting below and
+the format version, so a changed setting trains a new model and an unchanged one is reused. A plain
 torch loop: seeded, single process, no TRL.
 """
 
@@ -24,15 +25,20 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ispo.data.synthetic import CHARACTERS, DIFFICULTIES, generate_problems, solution_text
+from ispo.data.tasks import get_task
 
 FORMAT_VERSION = 2  # 2: Qwen3 architecture (ispo.models.tiny)
+DEFAULT_TASK = "arithmetic"
 
 
 @dataclass(frozen=True)
 class WarmStartConfig:
-    """Everything that determines the warm-started model (all of it goes into the cache key)."""
+    """Everything that determines the warm-started model (all of it goes into the cache key).
 
+    The defaults are the arithmetic task's; ``WarmStartConfig.for_task(name)`` gives any task's.
+    """
+
+    task: str = DEFAULT_TASK  # a name of ispo.data.tasks.TASKS
     # model (a Qwen3ForCausalLM from ispo.models.tiny)
     hidden_size: int = 64
     num_layers: int = 4
@@ -50,9 +56,31 @@ class WarmStartConfig:
     weight_decay: float = 0.01
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        get_task(self.task)  # a one-line ValueError naming the known tasks
+
+    @classmethod
+    def for_task(cls, task: str = DEFAULT_TASK, **overrides) -> WarmStartConfig:
+        """The calibrated warm start of ``task`` (``TASK_SETTINGS``), with any field overridden."""
+        get_task(task)
+        return cls(**{"task": task, **TASK_SETTINGS.get(task, {}), **overrides})
+
     def key(self) -> str:
-        payload = json.dumps({"version": FORMAT_VERSION, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        if fields["task"] == DEFAULT_TASK:
+            # the arithmetic warm starts were cached before tasks existed: their key must not change
+            del fields["task"]
+        payload = json.dumps({"version": FORMAT_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# Per-task settings that differ from the dataclass defaults (the arithmetic task's), fixed by the
+# calibration recorded in docs/study.md ("Task calibration: branching") before any ISPO run on the task.
+TASK_SETTINGS: dict[str, dict] = {
+    "arithmetic": {},
+    # error_rate 0.2 (0.15 for arithmetic): pre-RL sampled dev accuracy 0.54 / 0.27 / 0.08 (easy / medium / hard)
+    "branching": {"error_rate": 0.2},
+}
 
 
 def cache_root() -> Path:
@@ -63,24 +91,28 @@ def cache_root() -> Path:
     return Path(base) / "ispo"
 
 
-def build_tokenizer():
+def build_tokenizer(task: str = DEFAULT_TASK):
+    """The character tokenizer over ``task``'s characters."""
     from ispo.models.tiny import build_char_tokenizer
 
-    return build_char_tokenizer(CHARACTERS)
+    return build_char_tokenizer(get_task(task).CHARACTERS)
 
 
 def sft_examples(config: WarmStartConfig) -> list[tuple[str, str]]:
     """(prompt, imperfect solution) pairs; ``steps * batch_size`` of them, sampled from the train split."""
-    rng = random.Random(f"ispo-warmstart/{config.seed}")
+    task = get_task(config.task)
+    # the arithmetic stream keeps its seed string, so its cached warm start stays what it was
+    stream = "" if config.task == DEFAULT_TASK else f"{config.task}/"
+    rng = random.Random(f"ispo-warmstart/{stream}{config.seed}")
     pools = [
-        generate_problems(config.problems_per_difficulty, name, split="train", seed=config.seed)
-        for name in DIFFICULTIES
+        task.generate_problems(config.problems_per_difficulty, name, split="train", seed=config.seed)
+        for name in task.DIFFICULTIES
     ]
     examples = []
     for _ in range(config.steps * config.batch_size):
         pool = rng.choices(pools, weights=config.difficulty_weights)[0]
         problem = rng.choice(pool)
-        examples.append((problem.prompt, solution_text(problem, error_rate=config.error_rate, rng=rng)))
+        examples.append((problem.prompt, task.solution_text(problem, error_rate=config.error_rate, rng=rng)))
     return examples
 
 
@@ -157,7 +189,7 @@ def warm_start(
     done = folder / "warmstart.json"
     if done.exists() and not force:
         return folder
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(config.task)
     model = build_tiny_model(
         tokenizer,
         hidden_size=config.hidden_size,
