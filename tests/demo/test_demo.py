@@ -109,3 +109,19 @@ def test_every_demo_setting_with_help_is_a_flag_and_bad_ones_fail_before_trainin
     assert capsys.readouterr().err.strip().startswith("ispo demo: error: unknown task 'nope'; tasks: arithmetic")
     assert cli.run(parse(["--steps", "0"])) == 2
     assert "steps must be at least 1" in capsys.readouterr().err
+
+
+def test_the_warm_start_follows_the_task():
+    from ispo.demo.warmstart import WarmStartConfig
+
+    assert DemoConfig().warmstart == WarmStartConfig.for_task("arithmetic")
+    branching = DemoConfig(task="branching")
+    assert branching.warmstart == WarmStartConfig.for_task("branching") and branching.warmstart.task == "branching"
+    from dataclasses import replace
+
+    assert replace(branching, task="arithmetic").warmstart == WarmStartConfig.for_task("arithmetic")
+    custom = WarmStartConfig(hidden_size=32)  # a customised arithmetic warm start is not swapped silently
+    with pytest.raises(ValueError, match="warmstart.task is 'arithmetic' but task is 'branching'"):
+        DemoConfig(task="branching", warmstart=custom)
+    rows = rl_records(DemoConfig(task="branching", steps=2, prompts_per_step=3))
+    assert len(rows) == 6 and all(row["prompt"].startswith("Q: ") for row in rows)

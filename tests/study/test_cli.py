@@ -96,3 +96,18 @@ def test_sweep_is_registered_and_its_help_lists_the_flags(capsys):
     text = capsys.readouterr().out
     for flag in ("--study", "--seeds", "--output-dir", "--jobs", "--steps", "--task", "--split"):
         assert flag in text
+
+
+def test_the_task_comes_from_the_flag_else_the_study_file(tmp_path):
+    from ispo.study.cli import SweepArgs, prepare
+
+    path = tmp_path / "study.yaml"
+    path.write_text(GOOD)
+    _, seeds, base = prepare(SweepArgs(study=str(path), seeds="100-104", output_dir=str(tmp_path), steps=1))
+    assert seeds == [100, 101, 102, 103, 104] and (base.task, base.split, base.steps) == ("arithmetic", "dev", 1)
+    assert base.eval.problems_per_difficulty == 20 and not base.progress  # quick evaluation, as ispo demo
+    path.write_text("task: branching\n" + GOOD)
+    _, _, base = prepare(SweepArgs(study=str(path), seeds="0", output_dir=str(tmp_path), split="test"))
+    assert (base.task, base.warmstart.task, base.split, base.steps) == ("branching", "branching", "test", 100)
+    _, _, base = prepare(SweepArgs(study=str(path), seeds="0", output_dir=str(tmp_path), task="arithmetic"))
+    assert (base.task, base.warmstart.task) == ("arithmetic", "arithmetic")
