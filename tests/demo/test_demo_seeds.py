@@ -24,7 +24,9 @@ def test_summary_means_and_spreads(tmp_path):
             run_dir.mkdir(parents=True)
             rows = [{"step": s, "hc/incorrect": hc, "zero_adv_rate/outcome": 0.5} for s in range(1, 5)]
             (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-            (run_dir / "eval.json").write_text(json.dumps({"before": {"sampled/hard": 0.0}, "after": {"sampled/hard": hard}}))
+            (run_dir / "eval.json").write_text(
+                json.dumps({"before": {"sampled/hard": 0.0}, "after": {"sampled/hard": hard}})
+            )
     table = bench.collect(tmp_path, ("GRPO", "ISPO"))
     assert table[("GRPO", "after hard")] == [0.1, 0.3]
     text = bench.summarize(table, ("GRPO", "ISPO"))

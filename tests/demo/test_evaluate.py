@@ -38,8 +38,14 @@ def test_accuracy_by_difficulty_from_the_eval_backend(model_and_tokenizer, monke
     config = EvalConfig(num_samples=2, batch_size=4, max_new_tokens=7)
     results = evaluate(model, tokenizer, problems, config, progress=False)
     assert results == {
-        "sampled/easy": 1.0, "sampled/medium": 0.0, "sampled/hard": 0.0, "sampled/all": pytest.approx(1 / 3),
-        "greedy/easy": 1.0, "greedy/medium": 0.0, "greedy/hard": 0.0, "greedy/all": pytest.approx(1 / 3),
+        "sampled/easy": 1.0,
+        "sampled/medium": 0.0,
+        "sampled/hard": 0.0,
+        "sampled/all": pytest.approx(1 / 3),
+        "greedy/easy": 1.0,
+        "greedy/medium": 0.0,
+        "greedy/hard": 0.0,
+        "greedy/all": pytest.approx(1 / 3),
     }
     assert calls == [(4, 1.0, 7)] * 4 + [(2, 1.0, 7)] + [(4, 0.0, 7)] * 2 + [(1, 0.0, 7)]  # 18 sampled, 9 greedy
     assert model.training  # the caller's mode is restored
@@ -60,8 +66,13 @@ def test_samples_are_deterministic_for_a_seed(model_and_tokenizer, monkeypatch):
 
     def run(seed):
         seen.clear()
-        evaluate(model, tokenizer, problems, EvalConfig(num_samples=2, max_new_tokens=8, greedy=False, seed=seed),
-                 progress=False)
+        evaluate(
+            model,
+            tokenizer,
+            problems,
+            EvalConfig(num_samples=2, max_new_tokens=8, greedy=False, seed=seed),
+            progress=False,
+        )
         return list(seen)
 
     first = run(0)
