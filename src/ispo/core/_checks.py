@@ -31,6 +31,14 @@ def check_same_shape(reference_name: str, reference: torch.Tensor, **others: tor
             )
 
 
+def check_groups(name: str, rows: int, num_generations: int) -> None:
+    """Rows form consecutive groups of ``num_generations`` rollouts (docs/algorithm.md §3)."""
+    if num_generations < 1:
+        raise ValueError(f"num_generations must be >= 1, got {num_generations}")
+    if rows % num_generations != 0:
+        raise ValueError(f"{name} has {rows} rows, which does not divide into groups of {num_generations}")
+
+
 def check_finite(name: str, tensor: torch.Tensor, where: torch.Tensor | None = None) -> None:
     """Raise when ``tensor`` holds NaN/inf at positions where ``where`` is true (everywhere if None)."""
     finite = torch.isfinite(tensor)

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from ispo.core._checks import check_tensor
+from ispo.core._checks import check_groups, check_tensor
 
 RewardScale = Literal["group", "batch", "none"]
 REWARD_SCALES: tuple[str, ...] = ("group", "batch", "none")
@@ -45,10 +45,7 @@ def group_advantages(
     check_tensor("rewards", rewards, 1)
     if scale not in REWARD_SCALES:
         raise ValueError(f"scale must be one of {REWARD_SCALES}, got {scale!r}")
-    if num_generations < 1:
-        raise ValueError(f"num_generations must be >= 1, got {num_generations}")
-    if rewards.numel() % num_generations != 0:
-        raise ValueError(f"rewards has {rewards.numel()} rows, which does not divide into groups of {num_generations}")
+    check_groups("rewards", rewards.numel(), num_generations)
     if bool(torch.isinf(rewards).any()):
         raise ValueError("rewards has an infinite value")
 

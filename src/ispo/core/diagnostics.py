@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ispo.core._checks import check_tensor
+from ispo.core._checks import check_groups, check_tensor
 
 
 def group_is_constant(values: torch.Tensor, num_generations: int, *, atol: float = 1e-6) -> torch.Tensor:
@@ -16,8 +16,7 @@ def group_is_constant(values: torch.Tensor, num_generations: int, *, atol: float
     Shapes: values ``(B,)`` with B = P * num_generations -> ``(P,)`` bool.
     """
     check_tensor("values", values, 1)
-    if num_generations < 1 or values.numel() % num_generations != 0:
-        raise ValueError(f"values has {values.numel()} rows, which does not divide into groups of {num_generations}")
+    check_groups("values", values.numel(), num_generations)
     grouped = values.view(-1, num_generations)
     present = ~torch.isnan(grouped)
     high = torch.where(present, grouped, torch.full_like(grouped, -float("inf"))).amax(dim=1)
@@ -46,9 +45,6 @@ def zero_advantage_groups(
     check_tensor("advantages", advantages, 2)
     if valid is None or tuple(valid.shape) != tuple(advantages.shape):
         raise ValueError("valid must be a (B, T) mask shaped like per-token advantages")
-    if advantages.size(0) % num_generations != 0:
-        raise ValueError(
-            f"advantages has {advantages.size(0)} rows, which does not divide into groups of {num_generations}"
-        )
+    check_groups("advantages", advantages.size(0), num_generations)
     largest = torch.where(valid.bool(), advantages.abs(), torch.zeros_like(advantages)).amax(dim=1)  # (B,)
     return (largest.view(-1, num_generations) <= atol).all(dim=1)

@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 
-from ispo.core._checks import as_bool_mask, check_finite, check_same_shape, check_tensor
+from ispo.core._checks import as_bool_mask, check_finite, check_groups, check_same_shape, check_tensor
 from ispo.core.advantages import REWARD_SCALES, RewardScale, group_advantages
 from ispo.core.rlpr import AnswerAggregate, answer_token_score
 
@@ -231,13 +231,7 @@ def pacr_process_advantages(
     """
     if normalisation not in PROCESS_NORMALISATIONS:
         raise ValueError(f"normalisation must be one of {PROCESS_NORMALISATIONS}, got {normalisation!r}")
-    if num_generations < 1:
-        raise ValueError(f"num_generations must be >= 1, got {num_generations}")
-    if step_confidence.dim() == 2 and step_confidence.shape[0] % num_generations != 0:
-        raise ValueError(
-            f"step_confidence has {step_confidence.shape[0]} rows, which does not divide into groups of "
-            f"{num_generations}"
-        )
+    check_groups("step_confidence", step_confidence.shape[0] if step_confidence.dim() == 2 else 0, num_generations)
     gains = confidence_gains(step_confidence, step_mask)
     gain_mask = as_bool_mask("step_mask", step_mask)[:, 1:]
     returns = pacr_step_returns(gains, gain_mask, gamma=gamma)

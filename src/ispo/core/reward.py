@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from ispo.core._checks import as_bool_mask, check_finite, check_same_shape, check_tensor
+from ispo.core._checks import as_bool_mask, check_finite, check_groups, check_same_shape, check_tensor
 from ispo.core.diagnostics import group_is_constant
 
 IntrinsicGroups = Literal["all", "mixed", "uniform"]
@@ -80,8 +80,7 @@ def intrinsic_group_mask(outcome: torch.Tensor, num_generations: int, groups: In
     if groups not in INTRINSIC_GROUPS:
         raise ValueError(f"groups must be one of {INTRINSIC_GROUPS}, got {groups!r}")
     check_tensor("outcome", outcome, 1)
-    if num_generations < 1 or outcome.numel() % num_generations != 0:
-        raise ValueError(f"outcome has {outcome.numel()} rows, which does not divide into groups of {num_generations}")
+    check_groups("outcome", outcome.numel(), num_generations)
     if groups == "all":
         return torch.ones_like(outcome, dtype=torch.bool)
     uniform = group_is_constant(outcome, num_generations).repeat_interleave(num_generations)  # (B,)

@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from ispo.core._checks import as_bool_mask, check_finite, check_same_shape, check_tensor
+from ispo.core._checks import as_bool_mask, check_finite, check_groups, check_same_shape, check_tensor
 from ispo.core.advantages import nanstd
 
 AnswerAggregate = Literal["mean_prob", "geometric_mean_prob", "mean_log_prob", "sum_log_prob", "sequence_prob"]
@@ -130,8 +130,7 @@ def group_reward_std(rewards: torch.Tensor, num_generations: int) -> torch.Tenso
     check_tensor("rewards", rewards, 1)
     if num_generations < 2:
         raise ValueError(f"num_generations must be >= 2 for a group std, got {num_generations}")
-    if rewards.numel() % num_generations != 0:
-        raise ValueError(f"rewards has {rewards.numel()} rows, which does not divide into groups of {num_generations}")
+    check_groups("rewards", rewards.numel(), num_generations)
     if bool(torch.isinf(rewards).any()):
         raise ValueError("rewards has an infinite value")
     return nanstd(rewards.view(-1, num_generations), dim=1)

@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from ispo.core._checks import check_tensor
+from ispo.core._checks import check_groups, check_tensor
 from ispo.core.advantages import group_advantages, nanstd
 
 IntrinsicScale = Literal["group", "none", "outcome_floor", "decoupled"]
@@ -135,10 +135,7 @@ def intrinsic_advantages(
     check_tensor("composite", composite, 1)
     if composite.shape != outcome.shape:
         raise ValueError(f"composite has shape {tuple(composite.shape)} but outcome has shape {tuple(outcome.shape)}")
-    if num_generations < 1:
-        raise ValueError(f"num_generations must be >= 1, got {num_generations}")
-    if outcome.numel() % num_generations != 0:
-        raise ValueError(f"outcome has {outcome.numel()} rows, which does not divide into groups of {num_generations}")
+    check_groups("outcome", outcome.numel(), num_generations)
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     if bool(torch.isinf(outcome).any()):

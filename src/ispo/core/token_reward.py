@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ispo.core._checks import as_bool_mask, check_finite, check_same_shape, check_tensor
+from ispo.core._checks import as_bool_mask, check_finite, check_groups, check_same_shape, check_tensor
 
 
 def token_directional_reward(
@@ -119,8 +119,7 @@ def critical_token_advantages(
     batch, length = token_logps.shape
     if sequence_advantages.shape[0] != batch:
         raise ValueError(f"sequence_advantages has {sequence_advantages.shape[0]} rows but token_logps has {batch}")
-    if num_generations < 1 or batch % num_generations != 0:
-        raise ValueError(f"token_logps has {batch} rows, which does not divide into groups of {num_generations}")
+    check_groups("token_logps", batch, num_generations)
     check_finite("sequence_advantages", sequence_advantages)
     if scorable is None:
         scorable = torch.ones_like(correct)

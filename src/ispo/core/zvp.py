@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ispo.core._checks import as_bool_mask, check_finite, check_same_shape, check_tensor
+from ispo.core._checks import as_bool_mask, check_finite, check_groups, check_same_shape, check_tensor
 from ispo.core.advantages import REWARD_SCALES, RewardScale, group_advantages
 
 
@@ -32,10 +32,7 @@ def zero_variance_kind(
     Shapes: rewards ``(B,)`` with B = P * num_generations -> ``(B,)`` int8.
     """
     check_tensor("rewards", rewards, 1)
-    if num_generations < 1:
-        raise ValueError(f"num_generations must be >= 1, got {num_generations}")
-    if rewards.numel() % num_generations != 0:
-        raise ValueError(f"rewards has {rewards.numel()} rows, which does not divide into groups of {num_generations}")
+    check_groups("rewards", rewards.numel(), num_generations)
     if bool(torch.isinf(rewards).any()):
         raise ValueError("rewards has an infinite value")
     if not atol >= 0:

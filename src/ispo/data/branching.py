@@ -34,7 +34,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ispo.data.synthetic import SPLIT_NAMES, Split, SplitName, in_split, split_of
+from ispo.data.synthetic import Split, SplitName, draw_distinct_problems, interleave_difficulties, split_of
 
 __all__ = [
     "CHARACTERS",
@@ -47,8 +47,6 @@ __all__ = [
     "ThresholdRule",
     "generate_mixture",
     "generate_problems",
-    "in_split",
-    "SPLIT_NAMES",
     "sample_problem",
     "solution_text",
     "split_of",
@@ -202,43 +200,14 @@ def sample_problem(rng: random.Random, difficulty: str) -> Problem:
 
 def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", seed: int = 0) -> list[Problem]:
     """``n`` distinct problems of one difficulty from one split (or "heldout": dev and test), determined by ``seed``."""
-    if difficulty not in DIFFICULTIES:
-        raise ValueError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}")
-    if split not in SPLIT_NAMES:
-        raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
-    rng = random.Random(f"ispo-branching/{seed}/{difficulty}/{split}")
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    misses = 0  # draws in a row that brought nothing new: the split is (nearly) exhausted
-    while len(problems) < n:
-        problem = sample_problem(rng, difficulty)
-        if not in_split(problem.split, split) or problem.expression in seen:
-            misses += 1
-            if misses > 20_000:
-                raise ValueError(
-                    f"could not find {n} distinct {difficulty} problems in the {split} split (found {len(problems)})"
-                )
-            continue
-        misses = 0
-        seen.add(problem.expression)
-        problems.append(problem)
-    return problems
+    return draw_distinct_problems(sample_problem, DIFFICULTIES, "ispo-branching", n, difficulty, split=split, seed=seed)
 
 
 def generate_mixture(
     n_per_difficulty: int | dict[str, int], *, split: SplitName = "train", seed: int = 0
 ) -> list[Problem]:
     """Problems of every difficulty, interleaved (easy, medium, hard, easy, ...), deterministic."""
-    counts = (
-        dict(n_per_difficulty)
-        if isinstance(n_per_difficulty, dict)
-        else {name: n_per_difficulty for name in DIFFICULTIES}
-    )
-    per_level = [generate_problems(counts[name], name, split=split, seed=seed) for name in counts]
-    mixed = []
-    for i in range(max(counts.values(), default=0)):
-        mixed.extend(level[i] for level in per_level if i < len(level))
-    return mixed
+    return interleave_difficulties(generate_problems, DIFFICULTIES, n_per_difficulty, split=split, seed=seed)
 
 
 def solution_text(

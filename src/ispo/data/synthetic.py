@@ -127,16 +127,32 @@ def sample_problem(rng: random.Random, difficulty: str) -> Problem:
 
 def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", seed: int = 0) -> list[Problem]:
     """``n`` distinct problems of one difficulty from one split (or "heldout": dev and test), determined by ``seed``."""
-    if difficulty not in DIFFICULTIES:
-        raise ValueError(f"difficulty must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}")
+    return draw_distinct_problems(sample_problem, DIFFICULTIES, "ispo-synthetic", n, difficulty, split=split, seed=seed)
+
+
+def generate_mixture(
+    n_per_difficulty: int | dict[str, int], *, split: SplitName = "train", seed: int = 0
+) -> list[Problem]:
+    """Problems of every difficulty, interleaved (easy, medium, hard, easy, ...), deterministic."""
+    return interleave_difficulties(generate_problems, DIFFICULTIES, n_per_difficulty, split=split, seed=seed)
+
+
+def draw_distinct_problems(sample, difficulties, namespace: str, n: int, difficulty: str, *, split: str, seed: int):
+    """``n`` distinct problems drawn with ``sample(rng, difficulty)`` until ``n`` fall in ``split``.
+
+    Shared by every task: the random stream is named ``namespace/seed/difficulty/split``, so a task's
+    problems depend on nothing else.
+    """
+    if difficulty not in difficulties:
+        raise ValueError(f"difficulty must be one of {sorted(difficulties)}, got {difficulty!r}")
     if split not in SPLIT_NAMES:
         raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
-    rng = random.Random(f"ispo-synthetic/{seed}/{difficulty}/{split}")
-    problems: list[Problem] = []
+    rng = random.Random(f"{namespace}/{seed}/{difficulty}/{split}")
+    problems = []
     seen: set[str] = set()
     misses = 0  # draws in a row that brought nothing new: the split is (nearly) exhausted
     while len(problems) < n:
-        problem = sample_problem(rng, difficulty)
+        problem = sample(rng, difficulty)
         if not in_split(problem.split, split) or problem.expression in seen:
             misses += 1
             if misses > 20_000:
@@ -150,16 +166,14 @@ def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", se
     return problems
 
 
-def generate_mixture(
-    n_per_difficulty: int | dict[str, int], *, split: SplitName = "train", seed: int = 0
-) -> list[Problem]:
-    """Problems of every difficulty, interleaved (easy, medium, hard, easy, ...), deterministic."""
+def interleave_difficulties(generate, difficulties, n_per_difficulty: int | dict[str, int], *, split: str, seed: int):
+    """``generate(n, level, split=, seed=)`` for every level, interleaved (easy, medium, hard, easy, ...)."""
     counts = (
         dict(n_per_difficulty)
         if isinstance(n_per_difficulty, dict)
-        else {name: n_per_difficulty for name in DIFFICULTIES}
+        else {name: n_per_difficulty for name in difficulties}
     )
-    per_level = [generate_problems(counts[name], name, split=split, seed=seed) for name in counts]
+    per_level = [generate(counts[name], name, split=split, seed=seed) for name in counts]
     mixed = []
     for i in range(max(counts.values(), default=0)):
         mixed.extend(level[i] for level in per_level if i < len(level))
