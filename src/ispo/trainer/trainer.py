@@ -53,7 +53,7 @@ from ispo.models.recording import GenerationRecorder
 from ispo.rewards import math_accuracy_reward
 from ispo.trainer.config import ISPOConfig
 from ispo.trainer.metrics import MetricsWriter
-from ispo.trainer.passes import Continuation, ForwardPasses, scatter_rows
+from ispo.trainer.passes import Continuation, ForwardPasses, scatter_rows, take_ranges
 
 # Recorded decoding statistics are trusted when they match a full forward this closely (an order of
 # magnitude below the drift filter's default floor delta_min = 1e-3, so rounding cannot read as drift).
@@ -580,10 +580,9 @@ class ISPOTrainer(GRPOTrainer):
         without, mask = self._forward.score_continuations(
             output["prompt_ids"], output["prompt_mask"], continuations, local.batch_size
         )
-        with_ = torch.zeros_like(without)
-        for i, r in enumerate(rows):
-            span = local.spans[r]
-            with_[i, : span.answer_end - span.answer_start] = old_logps[r, span.answer_start : span.answer_end]
+        # the with-reasoning term is read off the rollout's own pi_old log-probs, left-aligned like `without`
+        answer_ranges = [(local.spans[r].answer_start, local.spans[r].answer_end) for r in rows]
+        with_ = take_ranges(old_logps, answer_ranges, rows)[0].to(without.dtype) if rows else torch.zeros_like(without)
         num_rows = len(local.spans)
         with_, mask_all = scatter_rows(with_, mask, rows, num_rows)
         without, _ = scatter_rows(without, mask, rows, num_rows)
