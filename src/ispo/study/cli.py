@@ -98,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
     sweep_args = SweepArgs(**values_from_args(args, _fields()))
     try:
         study, seeds, base = prepare(sweep_args)
-        from ispo.study.runner import run_sweep
+        from ispo.study.runner import interrupt_on_sigterm, run_sweep
 
-        summary = run_sweep(study, seeds, sweep_args.output_dir, base, jobs=sweep_args.jobs)
+        with interrupt_on_sigterm():
+            summary = run_sweep(study, seeds, sweep_args.output_dir, base, jobs=sweep_args.jobs)
     except StudyError as error:
         print(f"ispo sweep: error: {error}", file=sys.stderr)
         return 2

@@ -177,8 +177,14 @@ def _before(output_dir, base, model_folder, settings, evaluate_folder, demo_prob
     return accuracy
 
 
-def _run_jobs(jobs_list: list[CellJob], jobs: int, *, total: int, already: int, log) -> list[str]:
-    """Run the cells, one progress line each as it finishes; returns the failed cells' names."""
+def _run_jobs(
+    jobs_list: list[CellJob], jobs: int, *, total: int, already: int, log, work: Callable[[CellJob], dict] | None = None
+) -> list[str]:
+    """Run the cells, one progress line each as it finishes; returns the failed cells' names.
+
+    ``work`` runs one cell (default ``run_cell_job``; a module-level function, for worker processes).
+    """
+    work = work or run_cell_job
     started = time.perf_counter()
     done_now = 0
     failures: list[str] = []
@@ -207,7 +213,7 @@ def _run_jobs(jobs_list: list[CellJob], jobs: int, *, total: int, already: int, 
     if jobs == 1 or len(jobs_list) == 1:
         for job in jobs_list:
             try:
-                outcome = run_cell_job(job)
+                outcome = work(job)
             except Exception as error:  # one failed cell does not stop the study
                 report(job, None, _one_line(error))
             else:
@@ -220,22 +226,67 @@ def _run_jobs(jobs_list: list[CellJob], jobs: int, *, total: int, already: int, 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or locks
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(jobs_list)), mp_context=context, initializer=init_worker)
     try:
-        pending = {pool.submit(run_cell_job, job): job for job in jobs_list}
+        pending = {pool.submit(work, job): job for job in jobs_list}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 job = pending.pop(future)
                 error = future.exception()
                 report(job, None if error else future.result(), _one_line(error) if error else None)
-    except BaseException:  # interrupted: queued cells are dropped, running ones are left without run.json
+    except BaseException:  # interrupted: queued cells are dropped, running ones are stopped without run.json
         pool.shutdown(wait=False, cancel_futures=True)
+        stop_workers()
         raise
     pool.shutdown()
     return failures
 
 
+def stop_workers(grace_seconds: float = 5.0) -> None:
+    """Terminate this process's worker processes (an interrupted sweep must not leave cells running)."""
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + grace_seconds
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+
+
+def exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """Exit this worker when the sweep that started it is gone (killed with no chance to stop its workers)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm():
+    """SIGTERM (``kill``, a job scheduler) takes the path of Ctrl-C: workers stopped, finished cells kept."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def init_worker() -> None:
-    """A worker process: offline, quiet, one torch thread."""
+    """A worker process: offline, quiet, one torch thread, gone with its parent."""
+    exit_with_parent()
     from ispo.demo.run import setup_runtime
 
     setup_runtime(1)
