@@ -37,8 +37,11 @@ def accuracies(folders: list[Path]) -> tuple[dict[str, dict[int, float]], dict[s
     return values, fields
 
 
-def changes_from_paper(given: dict) -> int:
-    return len([key for key in given if key != "preset"])
+def changes_from_paper(fields: dict) -> int:
+    """How many ISPOConfig fields differ from the ispo_paper preset."""
+    from ispo.methods.presets import ISPO_PAPER
+
+    return sum(1 for key, value in fields.items() if ISPO_PAPER.get(key) != value)
 
 
 def main(argv: list[str]) -> None:

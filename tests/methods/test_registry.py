@@ -73,8 +73,20 @@ def test_presets_resolve_names_aliases_and_methods():
     assert resolve_preset("Dr.GRPO") == {"method": "dr_grpo"}
     assert resolve_preset("ISPO-paper") == ISPO_PAPER
     assert resolve_preset("rlpr") == {"method": "rlpr"}
+    assert (
+        resolve_preset("ISPO-recommended") == resolve_preset("recommended") == {**ISPO_PAPER, "intrinsic_scale": "none"}
+    )
     with pytest.raises(ValueError, match="unknown preset or method 'nope'"):
         resolve_preset("nope")
+
+
+def test_confirmation_study_runs_the_recommended_preset():
+    """The confirmation's ISPO-recommended cells are the preset users get (the study file spells the fields out)."""
+    from ispo.study.spec import load_study
+
+    study = load_study(RECIPES / "studies" / "confirmation.yaml")
+    assert study.methods["ISPO-recommended"] == resolve_preset("recommended")
+    assert set(study.methods) == {"GRPO", "Dr.GRPO", "ISPO-paper", "ISPO-recommended"}
 
 
 def test_paper_preset_equals_todays_defaults_field_by_field():

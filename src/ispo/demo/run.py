@@ -64,8 +64,8 @@ class DemoConfig:
     methods: tuple[str, ...] = field(
         default=("GRPO", "ISPO"),
         metadata=_help(
-            "comma-separated presets: GRPO, Dr.GRPO, ISPO (the current defaults), ISPO-paper, or any registered "
-            "method (self_certainty, rlpr, zvp, prog, pacr, ...; docs/methods.md)"
+            "comma-separated presets: GRPO, Dr.GRPO, ISPO (the current defaults), ISPO-paper, ISPO-recommended "
+            "(docs/study.md), or any registered method (self_certainty, rlpr, zvp, prog, pacr, ...; docs/methods.md)"
         ),
     )
     warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
