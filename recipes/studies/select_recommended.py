@@ -20,10 +20,9 @@ NOT_CANDIDATES = {BASELINE, PAPER}
 TIE_POINTS = 0.5
 
 
-def accuracies(folders: list[Path]) -> tuple[dict[str, dict[int, float]], dict[str, dict]]:
-    """Per method: seed -> sampled accuracy on `all` after RL; and its fields (from run.json)."""
+def accuracies(folders: list[Path]) -> dict[str, dict[int, float]]:
+    """Per method: seed -> sampled accuracy on `all` after RL, over the cells of ``folders``."""
     values: dict[str, dict[int, float]] = {}
-    fields: dict[str, dict] = {}
     for folder in folders:
         for run_json in sorted(folder.glob("*/seed*/run.json")):
             cell = run_json.parent
@@ -33,8 +32,7 @@ def accuracies(folders: list[Path]) -> tuple[dict[str, dict[int, float]], dict[s
             if previous is not None and previous != after:
                 raise SystemExit(f"{name} seed {seed}: two folders disagree ({previous} vs {after})")
             values[name][seed] = after
-            fields[name] = json.loads(run_json.read_text())["method"]
-    return values, fields
+    return values
 
 
 def changes_from_paper(fields: dict) -> int:
@@ -50,7 +48,7 @@ def main(argv: list[str]) -> None:
     table: dict[str, dict[str, dict]] = {}
     given: dict[str, dict] = {}
     for task, folders in tasks.items():
-        values, _ = accuracies(folders)
+        values = accuracies(folders)
         for folder in folders:
             for name, fields in json.loads((folder / "sweep.json").read_text())["methods"].items():
                 given.setdefault(name, fields)
