@@ -32,7 +32,7 @@ ISPO_PAPER: dict[str, Any] = {
 # Selected on the dev split (seeds 0-4, both synthetic tasks) by the rule of docs/study.md: the paper's
 # values with the intrinsic terms centred but not divided by the group std, so an outcome-uniform group's
 # advantages stay of the lambdas' size (docs/algorithm.md §3b). The confirmation on the test split found it
-# at GRPO's level, not above, so it is not the default (docs/study.md, "Decision").
+# at GRPO's level, not above, at 100 and 300 steps, so it is not the default (docs/study.md, "Decision").
 RECOMMENDED: dict[str, Any] = {**ISPO_PAPER, "intrinsic_scale": "none"}
 
 PRESETS: dict[str, dict[str, Any]] = {
