@@ -25,17 +25,26 @@ def sleep_long(job):
 """
 
 SWEEP = """
+import multiprocessing
 import sys
+import time
+from pathlib import Path
 from types import SimpleNamespace
 from ispo.study.runner import _run_jobs, interrupt_on_sigterm
 from work import sleep_long
 
 if __name__ == "__main__":  # spawned workers import this file too
+    # a process of the caller's own, started before the sweep: stopping the sweep must leave it running
+    bystander = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(600,))
+    bystander.start()
+    Path(sys.argv[1], "bystander").write_text(str(bystander.pid))
     jobs = [SimpleNamespace(name=f"{sys.argv[1]}/started{i}", config=SimpleNamespace(seed=i)) for i in range(4)]
     try:
         with interrupt_on_sigterm():
             _run_jobs(jobs, 2, total=4, already=0, log=print, work=sleep_long)
     except KeyboardInterrupt:
+        Path(sys.argv[1], "bystander_after_stop").write_text("alive" if bystander.is_alive() else "stopped")
+        bystander.kill()
         sys.exit(130)
 """
 
@@ -79,10 +88,12 @@ def test_sigterm_stops_the_workers(tmp_path):
     assert sweep.wait(timeout=60) == 130  # the Ctrl-C path, not a hard kill
     assert wait_gone(workers, 15) == []
     assert len(list(tmp_path.glob("started*"))) == 2  # queued cells were not started on the way out
+    assert (tmp_path / "bystander_after_stop").read_text() == "alive"  # only the sweep's own workers stopped
 
 
 def test_workers_exit_when_the_sweep_is_killed(tmp_path):
     sweep, workers = start_sweep(tmp_path)
     sweep.kill()  # SIGKILL: no handler runs; each worker notices its parent is gone
     sweep.wait(timeout=30)
+    os.kill(int((tmp_path / "bystander").read_text()), signal.SIGKILL)  # the test's own process, orphaned
     assert wait_gone(workers, 15) == []

@@ -224,6 +224,7 @@ def _run_jobs(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or locks
+    bystanders = set(multiprocessing.active_children())  # the caller's own processes: never ours to stop
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(jobs_list)), mp_context=context, initializer=init_worker)
     try:
         pending = {pool.submit(work, job): job for job in jobs_list}
@@ -235,17 +236,14 @@ def _run_jobs(
                 report(job, None if error else future.result(), _one_line(error) if error else None)
     except BaseException:  # interrupted: queued cells are dropped, running ones are stopped without run.json
         pool.shutdown(wait=False, cancel_futures=True)
-        stop_workers()
+        stop_workers([child for child in multiprocessing.active_children() if child not in bystanders])
         raise
     pool.shutdown()
     return failures
 
 
-def stop_workers(grace_seconds: float = 5.0) -> None:
-    """Terminate this process's worker processes (an interrupted sweep must not leave cells running)."""
-    import multiprocessing
-
-    children = multiprocessing.active_children()
+def stop_workers(children: list, grace_seconds: float = 5.0) -> None:
+    """Terminate the sweep's worker processes (an interrupted sweep must not leave cells running)."""
     for child in children:
         child.terminate()
     deadline = time.monotonic() + grace_seconds
