@@ -21,12 +21,12 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks recipes
+	$(VENV)/bin/ruff format --check src tests benchmarks recipes
 
 format: setup
-	$(VENV)/bin/ruff check --fix src tests benchmarks
-	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks recipes
+	$(VENV)/bin/ruff format src tests benchmarks recipes
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"

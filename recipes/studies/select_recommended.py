@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from ispo.methods.presets import ISPO_PAPER
 from ispo.study.stats import paired_difference
 
 BASELINE, PAPER = "GRPO", "ISPO-paper"
@@ -37,8 +38,6 @@ def accuracies(folders: list[Path]) -> dict[str, dict[int, float]]:
 
 def changes_from_paper(fields: dict) -> int:
     """How many ISPOConfig fields differ from the ispo_paper preset."""
-    from ispo.methods.presets import ISPO_PAPER
-
     return sum(1 for key, value in fields.items() if ISPO_PAPER.get(key) != value)
 
 
@@ -68,7 +67,8 @@ def main(argv: list[str]) -> None:
     print("candidate | arithmetic - GRPO | branching - GRPO | mean | eligible | changes")
     for mean, name, eligible, per_task in rows:
         cells = " | ".join(
-            f"{100 * d['mean_diff']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" for d in per_task.values()
+            f"{100 * d['mean_diff']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
+            for d in per_task.values()
         )
         print(f"{name} | {cells} | {100 * mean:+.2f} | {eligible} | {changes_from_paper(given[name])}")
     eligible_rows = [row for row in rows if row[2]]
