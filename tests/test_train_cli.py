@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,18 @@ def test_raw_text_prompts_and_system_prompt():
 
 
 @pytest.mark.slow
-def test_train_tiny_cpu_two_steps(tmp_path):
+def test_train_tiny_cpu_two_steps(tmp_path, monkeypatch):
     from ispo.cli import main
+    from ispo.trainer import ISPOTrainer
+
+    trainers = []  # weak references: the run must free its trainer before it returns
+    init = ISPOTrainer.__init__
+
+    def recording_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        trainers.append(weakref.ref(self))
+
+    monkeypatch.setattr(ISPOTrainer, "__init__", recording_init)
 
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"problem": f"{i}+1", "answer": str(i + 1)}) + "\n" for i in range(8)))
@@ -94,6 +105,9 @@ def test_train_tiny_cpu_two_steps(tmp_path):
         ]
     )
     assert code == 0
+    # freed while the interpreter is whole: under DDP the trainer holds the process group, whose
+    # destruction during interpreter finalization can abort a finished run
+    assert len(trainers) == 1 and trainers[0]() is None
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
     for key in (

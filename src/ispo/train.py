@@ -207,12 +207,27 @@ def main(recipe: RecipeArgs, config) -> int:
     if trainer.is_world_process_zero():
         print(f"ispo train: done; model and metrics.jsonl in {config.output_dir}")
     trainer.accelerator.wait_for_everyone()
+    del trainer  # the last reference: `release_distributed` can then free it
+    release_distributed()
+    return 0
+
+
+def release_distributed() -> None:
+    """Collect garbage, then tear the process group down, while the interpreter is still whole.
+
+    A finished trainer sits in reference cycles (callbacks, accelerator) that only the garbage
+    collector breaks, and under DDP its reducer holds the process group's backend. Left to interpreter
+    finalization, that backend and its worker threads are destroyed after Python has stopped handing
+    out the GIL, which can abort a finished run with SIGABRT ("terminate called without an active
+    exception"). Call it once the caller holds no reference to the trainer.
+    """
+    import gc
+
     import torch.distributed as dist
 
-    # Left to interpreter-exit destructors, a gloo/NCCL group can abort a finished run.
+    gc.collect()
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:

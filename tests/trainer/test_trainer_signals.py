@@ -172,9 +172,12 @@ def _run_launched(make_command, env: dict) -> subprocess.CompletedProcess:
     A normal run takes about 10 s. Two rare faults of the two-process launch, neither reproduced on
     demand, get one retry: a hang until the timeout (about once in 35 runs when first seen; cause not
     found: rendezvous or teardown), and a worker killed by SIGABRT with libstdc++'s "terminate called
-    without an active exception" and no Python traceback (once in a CI run; none in 120 launches here,
-    idle or under load). A second fault fails the test; the first is reported as a warning with the
-    tail of its output so that it stays visible. A Python error in a worker is never retried.
+    without an active exception" and no Python traceback (once in a CI run, none in 130 launches here,
+    idle or under load). The likely cause of the second, the trainer and with it DDP's hold on the
+    process group outliving the interpreter's shutdown, is removed (`ispo.train.release_distributed`);
+    the retry stays because the fix could not be shown to work on a fault this rare. A second fault
+    fails the test; the first is reported as a warning with the tail of its output so that it stays
+    visible. A Python error in a worker is never retried.
     ``make_command`` is called once per attempt (a fresh port, a clean output folder).
     """
     for attempt in (1, 2):

@@ -116,12 +116,11 @@ def main(model_dir: str, out_path: str, variant: str = "") -> None:
         with open(out_path, "w") as handle:
             json.dump(result, handle)
     state.wait_for_everyone()
-    # Tear the gloo group down before interpreter exit: left to destructors, its threads sometimes
-    # abort the process ("terminate called without an active exception") after the work is done.
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
+    from ispo.train import release_distributed
+
     torch.set_num_threads(1)
     main(*sys.argv[1:4])
+    release_distributed()  # as `ispo train` does: the trainer freed and the group torn down before exit
