@@ -172,7 +172,7 @@ def _run_launched(make_command, env: dict) -> subprocess.CompletedProcess:
     A normal run takes about 10 s. Two rare faults of the two-process launch, neither reproduced on
     demand, get one retry: a hang until the timeout (about once in 35 runs when first seen; cause not
     found: rendezvous or teardown), and a worker killed by SIGABRT with libstdc++'s "terminate called
-    without an active exception" and no Python traceback (once in a CI run, none in 130 launches here,
+    without an active exception" and no Python traceback (once in a CI run, none in 135 launches here,
     idle or under load). The likely cause of the second, the trainer and with it DDP's hold on the
     process group outliving the interpreter's shutdown, is removed (`ispo.train.release_distributed`);
     the retry stays because the fix could not be shown to work on a fault this rare. A second fault
