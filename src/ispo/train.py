@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ispo.cli_args import FlagField, add_flags, flag_fields, parse_value
-from ispo.models.loading import ModelSourceError, check_model_source, first_line
+from ispo.models.loading import ModelSourceError, check_model_source, first_line, is_gguf_source
+from ispo.models.loading import resolve_model as resolve_model_source
 
 SYNTHETIC_ARITHMETIC = "synthetic_arithmetic"
 DEFAULT_TEMPLATE = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -157,7 +158,9 @@ def build_examples(recipe: RecipeArgs, rows: list[dict]) -> list[dict]:
 
 
 def resolve_model(recipe: RecipeArgs, output_dir: str, *, trust_remote_code: bool = False) -> str:
-    """The model id or path to load; 'tiny' is built (once) and saved under ``output_dir``.
+    """The model id or path to load; 'tiny' is built (once) and saved under ``output_dir``; a ``.gguf``
+    file or a packaged model (``smollm2-135m-instruct``) is converted once into the user cache
+    (``ispo.models.loading.resolve_model``).
 
     Raises:
         ModelSourceError: the model cannot be loaded (a missing folder, a hub id that is unknown or
@@ -165,7 +168,12 @@ def resolve_model(recipe: RecipeArgs, output_dir: str, *, trust_remote_code: boo
     """
     if recipe.model != "tiny":
         check_model_source(recipe.model, trust_remote_code=trust_remote_code)
-        return recipe.model
+        if not is_gguf_source(recipe.model):
+            return recipe.model
+        from accelerate import PartialState
+
+        with PartialState().main_process_first():  # one process converts a GGUF model; the others reuse it
+            return resolve_model_source(recipe.model)
     from accelerate import PartialState
 
     from ispo.models.tiny import save_tiny_model

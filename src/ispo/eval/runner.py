@@ -28,7 +28,7 @@ from ispo.eval.confidence import answer_confidences
 from ispo.eval.prompts import NO_CHAT_TEMPLATE, PromptFormat, choose_prompt_format, encode_prompt, resolve_template
 from ispo.eval.records import RecordStore
 from ispo.eval.summary import markdown_report, summarize
-from ispo.models.loading import ModelSourceError, check_model_source, first_line, looks_local
+from ispo.models.loading import ModelSourceError, check_model_source, first_line, looks_local, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,11 @@ def _help(text: str, **extra) -> dict:
 class EvalConfig:
     """Settings of one ``ispo eval`` run; each field is a ``--flag`` of the command (``_`` -> ``-``)."""
 
-    model: str = field(metadata=_help("hub id or local folder (save_pretrained / ispo train checkpoint)"))
+    model: str = field(
+        metadata=_help(
+            "hub id, local folder (save_pretrained / ispo train checkpoint), .gguf file, or smollm2-135m-instruct"
+        )
+    )
     output_dir: str = field(metadata=_help("where samples.jsonl, summary.json and summary.md go; reruns resume"))
     tokenizer: str | None = field(
         default=None, metadata=_help("tokenizer to load when the checkpoint has none (default: the model's)")
@@ -149,17 +153,19 @@ class EvalConfig:
 
 def make_backend(config: EvalConfig) -> Backend:
     """The backend the config asks for; vLLM is imported here and nowhere else."""
-    if looks_local(config.model):  # a hub id is checked by loading it, below
-        try:
-            check_model_source(config.model)
-        except ModelSourceError as error:
-            raise EvalError(str(error)) from None
+    try:  # a .gguf file or a packaged model: its converted copy (ispo.models.loading.resolve_model)
+        model = resolve_model(config.model)
+        tokenizer = resolve_model(config.tokenizer) if config.tokenizer else None
+        if looks_local(model):  # a hub id is checked by loading it, below
+            check_model_source(model)
+    except ModelSourceError as error:
+        raise EvalError(str(error)) from None
     if config.backend == "vllm":
         from ispo.eval.backends import VLLMBackend
 
         return VLLMBackend(
-            config.model,
-            tokenizer=config.tokenizer,
+            model,
+            tokenizer=tokenizer,
             dtype=config.dtype,
             seed=config.seed,
             tensor_parallel_size=config.tensor_parallel_size,
@@ -170,8 +176,8 @@ def make_backend(config: EvalConfig) -> Backend:
 
     try:
         return HFBackend.from_pretrained(
-            config.model,
-            tokenizer=config.tokenizer,
+            model,
+            tokenizer=tokenizer,
             dtype=config.dtype,
             device=config.device,
             trust_remote_code=config.trust_remote_code,
