@@ -16,50 +16,81 @@ def conditional_ifd(logps_with, logps_without, answer_mask):
     return out
 
 
-def top_fraction(values, valid, fraction):
-    flat = sorted((v for row_v, row_m in zip(values, valid) for v, m in zip(row_v, row_m) if m), reverse=True)
-    k = math.ceil(fraction * len(flat) - 1e-9)
-    if k <= 0 or not flat:
-        return [[False] * len(row) for row in values]
-    threshold = flat[k - 1]
-    return [[bool(m) and v >= threshold for v, m in zip(row_v, row_m)] for row_v, row_m in zip(values, valid)]
+def entropy_filter(entropy, completion_mask, top_frac):
+    """Eq. 4, one row at a time: the tokens at or above the row's k-th largest valid entropy."""
+    out = []
+    for row_h, row_m in zip(entropy, completion_mask):
+        values = sorted((h for h, m in zip(row_h, row_m) if m), reverse=True)
+        k = math.ceil(top_frac * len(values) - 1e-9)
+        if k <= 0:
+            out.append([False] * len(row_h))
+            continue
+        threshold = values[k - 1]
+        out.append([bool(m) and h >= threshold for h, m in zip(row_h, row_m)])
+    return out
 
 
-def critical_token_mask(entropy, completion_mask, drift, rho_h, rho_d, delta_min, mode):
-    high = top_fraction(entropy, completion_mask, rho_h)
-    if drift is None:
+def drift_filter(logp_policy, logp_base, completion_mask, threshold):
+    """Eq. 5: valid tokens with log pi_old - log pi_base >= threshold."""
+    return [
+        [bool(m) and p - b >= threshold for p, b, m in zip(row_p, row_b, row_m)]
+        for row_p, row_b, row_m in zip(logp_policy, logp_base, completion_mask)
+    ]
+
+
+def critical_token_mask(entropy, completion_mask, logp_policy, logp_base, top_frac, drift_threshold, mode):
+    high = entropy_filter(entropy, completion_mask, top_frac)
+    if logp_base is None:
         drifted = [[bool(m) for m in row] for row in completion_mask]
     else:
-        top = top_fraction(drift, completion_mask, rho_d)
-        drifted = [[t and d >= delta_min for t, d in zip(rt, rd)] for rt, rd in zip(top, drift)]
+        drifted = drift_filter(logp_policy, logp_base, completion_mask, drift_threshold)
     combine = {
-        "intersection": lambda a, d: a and d,
-        "entropy": lambda a, d: a,
-        "drift": lambda a, d: d,
-        "union": lambda a, d: a or d,
+        "intersection": lambda e, d: e and d,
+        "entropy": lambda e, d: e,
+        "drift": lambda e, d: d,
+        "union": lambda e, d: e or d,
     }[mode]
-    return [[combine(a, d) for a, d in zip(ra, rd)] for ra, rd in zip(high, drifted)]
+    return [[combine(e, d) for e, d in zip(re, rd)] for re, rd in zip(high, drifted)]
 
 
-def token_directional_reward(token_logps, norm_entropy, critical_mask, correct, tau, eta):
+def token_directional_reward(token_logps, entropy, critical_mask, correct, alpha, beta, tau_h, asymmetric=True):
+    """Eqs. 6-7: mean log p over C (correct), mean alpha*H - beta*max(0, tau_h - H) over C (incorrect)."""
     out = []
-    for logps, hn, crit, ok in zip(token_logps, norm_entropy, critical_mask, correct):
+    for logps, h, crit, ok in zip(token_logps, entropy, critical_mask, correct):
         idx = [t for t, c in enumerate(crit) if c]
         if not idx:
             out.append(0.0)
-        elif ok:
-            out.append(math.exp(sum(logps[t] for t in idx) / len(idx)))
+        elif ok or not asymmetric:
+            out.append(sum(logps[t] for t in idx) / len(idx))
         else:
-            out.append(sum(hn[t] - eta * max(0.0, tau - hn[t]) for t in idx) / len(idx))
+            out.append(sum(alpha * h[t] - beta * max(0.0, tau_h - h[t]) for t in idx) / len(idx))
     return out
 
 
-def composite_reward(outcome, ifd, token_reward, lambda_ifd, lambda_tok, kappa, outcome_conditioned):
+def composite_reward(outcome, ifd, token_reward, lambda_ifd, lambda_tok, outcome_conditioned):
+    """Eq. 8 with raw IFD; the sign reads R_o clipped to [0, 1]."""
     out = []
     for r, s, t in zip(outcome, ifd, token_reward):
         sign = (2 * min(max(r, 0.0), 1.0) - 1) if outcome_conditioned else 1.0
-        out.append(r + lambda_ifd * sign * math.tanh(s / kappa) + lambda_tok * t)
+        out.append(r + lambda_ifd * sign * s + lambda_tok * t)
     return out
+
+
+def dominance_violations(outcome, composite, num_generations):
+    """Share of mixed groups in which a lower outcome's composite is >= a higher outcome's; NaN if none."""
+    mixed = violated = 0
+    for start in range(0, len(outcome), num_generations):
+        pairs = [
+            (o, r)
+            for o, r in zip(outcome[start : start + num_generations], composite[start : start + num_generations])
+            if not math.isnan(o)
+        ]
+        if not pairs or max(o for o, _ in pairs) - min(o for o, _ in pairs) <= 1e-6:
+            continue
+        mixed += 1
+        if any(oi < oj and ri >= rj for oi, ri in pairs for oj, rj in pairs):
+            violated += 1
+    return violated / mixed if mixed else float("nan")
 
 
 def _std(values):

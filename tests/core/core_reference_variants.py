@@ -1,4 +1,4 @@
-"""Plain-loop references for the variants under study (docs/algorithm.md §3b), written from the equations.
+"""Plain-loop references for the variants under study (docs/algorithm.md, variants [ours]), from the equations.
 
 Slow and obvious on purpose, on Python floats and lists; the vectorised ispo.core functions are tested
 against these. NaN marks an unscorable rollout, as in core_reference.
@@ -74,34 +74,22 @@ def intrinsic_group_mask(outcome, num_generations, groups):
     return out
 
 
-def composite_reward(outcome, ifd, token_reward, lambda_ifd, lambda_tok, kappa, outcome_conditioned, intrinsic_mask):
-    full = composite_all_rows(outcome, ifd, token_reward, lambda_ifd, lambda_tok, kappa, outcome_conditioned)
+def composite_reward(outcome, ifd, token_reward, lambda_ifd, lambda_tok, outcome_conditioned, intrinsic_mask):
+    full = composite_all_rows(outcome, ifd, token_reward, lambda_ifd, lambda_tok, outcome_conditioned)
     return [r if keep else o for r, o, keep in zip(full, outcome, intrinsic_mask, strict=True)]
-
-
-def token_directional_reward(token_logps, norm_entropy, critical_mask, correct, tau, eta, asymmetric):
-    out = []
-    for logps, hn, crit, ok in zip(token_logps, norm_entropy, critical_mask, correct, strict=True):
-        idx = [t for t, c in enumerate(crit) if c]
-        if not idx:
-            out.append(0.0)
-        elif ok or not asymmetric:
-            out.append(math.exp(sum(logps[t] for t in idx) / len(idx)))
-        else:
-            out.append(sum(hn[t] - eta * max(0.0, tau - hn[t]) for t in idx) / len(idx))
-    return out
 
 
 def critical_token_advantages(
     sequence_advantages,
     token_logps,
-    norm_entropy,
+    entropy,
     critical_mask,
     correct,
     num_generations,
     lambda_tok,
-    tau,
-    eta,
+    alpha,
+    beta,
+    tau_h,
     asymmetric,
     scorable,
 ):
@@ -109,9 +97,9 @@ def critical_token_advantages(
 
     def token_value(i, t):
         if correct[i] or not asymmetric:
-            return math.exp(token_logps[i][t])
-        hn = norm_entropy[i][t]
-        return hn - eta * max(0.0, tau - hn)
+            return token_logps[i][t]
+        h = entropy[i][t]
+        return alpha * h - beta * max(0.0, tau_h - h)
 
     out = []
     for start in range(0, rows, num_generations):
@@ -131,23 +119,3 @@ def critical_token_advantages(
                 ]
             )
     return out
-
-
-def auto_kappa(ifd, has_answer, floor):
-    magnitudes = sorted(abs(s) for s, a in zip(ifd, has_answer, strict=True) if a)
-    if not magnitudes:
-        return floor
-    n = len(magnitudes)
-    median = magnitudes[n // 2] if n % 2 else (magnitudes[n // 2 - 1] + magnitudes[n // 2]) / 2
-    return max(median, floor)
-
-
-def ifd_saturation(bounded_ifd, has_answer, threshold):
-    values = [s for s, a in zip(bounded_ifd, has_answer, strict=True) if a]
-    if not values:
-        return float("nan")
-    return sum(1 for s in values if abs(s) > threshold) / len(values)
-
-
-def ema_update(previous, value, decay):
-    return value if previous is None else decay * previous + (1 - decay) * value

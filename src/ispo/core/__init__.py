@@ -1,15 +1,17 @@
 """The ISPO maths and its baselines as pure tensor functions (docs/algorithm.md, docs/methods.md).
 
-Stages, each a function: per-token statistics (``entropy_from_logits``, ``normalized_entropy``,
-``token_drift``) -> per-rollout signals (``conditional_ifd``, ``critical_token_mask`` +
-``token_directional_reward``) -> ``composite_reward`` -> ``group_advantages``. No trainer or config
-objects come in; tensors and scalars in, tensors out.
+One function per equation of the paper: ``conditional_ifd`` (Eq. 2), ``entropy_filter`` (Eq. 4),
+``drift_filter`` (Eq. 5), ``critical_token_mask`` (C = E ∩ D), ``token_directional_reward`` (Eqs. 6-7),
+``composite_reward`` (Eq. 8) -> ``group_advantages``. The paper's hyperparameters live in
+``ispo.core.paper`` and are the keyword defaults here. No trainer or config objects come in; tensors
+and scalars in, tensors out.
 """
 
+from ispo.core import paper
 from ispo.core.advantages import REWARD_SCALES, RewardScale, group_advantages, nanstd
-from ispo.core.critical import CRITICAL_MODES, CriticalMode, critical_token_mask, top_fraction_mask
-from ispo.core.diagnostics import group_is_constant, zero_advantage_groups
-from ispo.core.ifd import auto_kappa, conditional_ifd, ema_update, ifd_saturation
+from ispo.core.critical import CRITICAL_MODES, CriticalMode, critical_token_mask, drift_filter, entropy_filter
+from ispo.core.diagnostics import dominance_violations, group_is_constant, zero_advantage_groups
+from ispo.core.ifd import conditional_ifd
 from ispo.core.pacr import (
     PROCESS_NORMALISATIONS,
     SPARSE_SCORES,
@@ -49,7 +51,7 @@ from ispo.core.self_certainty import (
     token_self_certainty,
 )
 from ispo.core.token_reward import critical_token_advantages, token_directional_reward
-from ispo.core.token_stats import entropy_from_logits, masked_mean, normalized_entropy, token_drift
+from ispo.core.token_stats import entropy_from_logits, masked_mean, normalized_entropy
 from ispo.core.zvp import zero_variance_kind, zvp_advantages
 
 __all__ = [
@@ -68,18 +70,18 @@ __all__ = [
     "IntrinsicScale",
     "RewardScale",
     "answer_token_score",
-    "auto_kappa",
     "composite_reward",
     "conditional_ifd",
     "confidence_gains",
     "critical_token_advantages",
     "critical_token_mask",
-    "ema_update",
+    "dominance_violations",
+    "drift_filter",
+    "entropy_filter",
     "entropy_from_logits",
     "group_advantages",
     "group_is_constant",
     "group_reward_std",
-    "ifd_saturation",
     "intrinsic_advantages",
     "intrinsic_group_mask",
     "low_probability_confidence",
@@ -89,6 +91,7 @@ __all__ = [
     "newline_step_boundaries",
     "normalized_entropy",
     "outcome_std_floor",
+    "paper",
     "pacr_dense_advantages",
     "pacr_process_advantages",
     "pacr_sparse_reward",
@@ -103,9 +106,7 @@ __all__ = [
     "sequence_self_certainty",
     "step_ids_from_boundaries",
     "token_directional_reward",
-    "token_drift",
     "token_self_certainty",
-    "top_fraction_mask",
     "update_std_threshold",
     "zero_advantage_groups",
     "zero_variance_kind",

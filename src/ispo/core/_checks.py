@@ -32,7 +32,7 @@ def check_same_shape(reference_name: str, reference: torch.Tensor, **others: tor
 
 
 def check_groups(name: str, rows: int, num_generations: int) -> None:
-    """Rows form consecutive groups of ``num_generations`` rollouts (docs/algorithm.md §3)."""
+    """Rows form consecutive groups of ``num_generations`` rollouts (docs/algorithm.md, Eq. 8)."""
     if num_generations < 1:
         raise ValueError(f"num_generations must be >= 1, got {num_generations}")
     if rows % num_generations != 0:

@@ -1,7 +1,8 @@
-"""Group-relative advantages, as TRL's GRPOTrainer computes them (docs/algorithm.md §3)."""
+"""Group-relative advantages, as TRL's GRPOTrainer computes them (docs/algorithm.md, Eq. 8)."""
 
 from __future__ import annotations
 
+import typing
 from typing import Literal
 
 import torch
@@ -9,7 +10,7 @@ import torch
 from ispo.core._checks import check_groups, check_tensor
 
 RewardScale = Literal["group", "batch", "none"]
-REWARD_SCALES: tuple[str, ...] = ("group", "batch", "none")
+REWARD_SCALES: tuple[str, ...] = typing.get_args(RewardScale)
 
 
 def nanstd(values: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> torch.Tensor:

@@ -18,6 +18,7 @@ Pipeline (the trainer builds the prefixes and runs the extra forwards):
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Collection, Sequence
 from typing import Literal
 
@@ -28,9 +29,9 @@ from ispo.core.advantages import REWARD_SCALES, RewardScale, group_advantages
 from ispo.core.rlpr import AnswerAggregate, answer_token_score
 
 SparseScore = Literal["rise", "mean_gain", "ascending_fraction"]
-SPARSE_SCORES: tuple[str, ...] = ("rise", "mean_gain", "ascending_fraction")
+SPARSE_SCORES: tuple[str, ...] = typing.get_args(SparseScore)
 ProcessNormalisation = Literal["minmax", "zscore", "none"]
-PROCESS_NORMALISATIONS: tuple[str, ...] = ("minmax", "zscore", "none")
+PROCESS_NORMALISATIONS: tuple[str, ...] = typing.get_args(ProcessNormalisation)
 
 
 def newline_step_boundaries(

@@ -10,6 +10,7 @@ those summaries; the exact confidence definitions are marked [ours] and are knob
 from __future__ import annotations
 
 import math
+import typing
 from typing import Literal
 
 import torch
@@ -18,7 +19,7 @@ from ispo.core._checks import as_bool_mask, check_finite, check_fraction, check_
 from ispo.core.advantages import REWARD_SCALES, RewardScale, group_advantages
 
 ProgApplyTo = Literal["all", "correct"]
-PROG_APPLY_TO: tuple[str, ...] = ("all", "correct")
+PROG_APPLY_TO: tuple[str, ...] = typing.get_args(ProgApplyTo)
 
 
 def low_probability_confidence(

@@ -1,16 +1,19 @@
-"""Composite reward: outcome plus the bounded intrinsic signals (docs/algorithm.md §3, §3b)."""
+"""Composite reward: outcome plus the intrinsic signals (docs/algorithm.md, Eq. 8)."""
 
 from __future__ import annotations
 
+import math
+import typing
 from typing import Literal
 
 import torch
 
 from ispo.core._checks import as_bool_mask, check_finite, check_groups, check_same_shape, check_tensor
 from ispo.core.diagnostics import group_is_constant
+from ispo.core.paper import LAMBDA_IFD, LAMBDA_TOK
 
 IntrinsicGroups = Literal["all", "mixed", "uniform"]
-INTRINSIC_GROUPS: tuple[str, ...] = ("all", "mixed", "uniform")
+INTRINSIC_GROUPS: tuple[str, ...] = typing.get_args(IntrinsicGroups)
 
 
 def composite_reward(
@@ -18,32 +21,36 @@ def composite_reward(
     ifd: torch.Tensor,
     token_reward: torch.Tensor,
     *,
-    lambda_ifd: float = 0.2,
-    lambda_tok: float = 0.2,
-    kappa: float | torch.Tensor = 2.0,
+    lambda_ifd: float = LAMBDA_IFD,
+    lambda_tok: float = LAMBDA_TOK,
     outcome_conditioned: bool = True,
     intrinsic_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """R_i = R_o + lambda_ifd * (2 R_o - 1) * tanh(S_i / kappa) + lambda_tok * T_i.
+    """The composite reward of docs/algorithm.md, Eq. 8:
 
-    With ``outcome_conditioned=False`` (reference-answer IFD) the sign is dropped:
-    R_i = R_o + lambda_ifd * tanh(S_i / kappa) + lambda_tok * T_i.
+        R_i = R_o,i + lambda_ifd * (2 R_o,i - 1) * IFD_i + lambda_tok * R_token,i
+
+    IFD enters raw and linear (no bounding function), so nothing keeps the intrinsic terms below the
+    outcome's unit gap: with the paper's weights a large IFD can reorder a correct and an incorrect
+    rollout (measure it with ``dominance_violations``). With ``outcome_conditioned=False``
+    (reference-answer IFD, [ours]) the sign is dropped: R_i = R_o,i + lambda_ifd * IFD_i + lambda_tok * R_token,i.
 
     The sign uses R_o clipped to [0, 1], so a host reward outside that range (weighted reward
     functions) cannot flip or inflate the IFD term. NaN outcomes (unscorable rollouts) stay NaN so that
     ``group_advantages`` leaves them out of the group baseline, as TRL does. With both weights 0 the
     outcome is returned unchanged (bit for bit), which is what makes ISPO reproduce GRPO exactly.
 
-    ``kappa`` may be a 0-dim tensor (``auto_kappa``'s output). ``intrinsic_mask`` (docs/algorithm.md §3b,
-    ``intrinsic_group_mask``) restricts the intrinsic terms to the rows where it is true: elsewhere
-    R_i = R_o bit for bit. None (the default) means every row.
+    ``intrinsic_mask`` (``intrinsic_group_mask``, docs/algorithm.md, variants [ours]) restricts the
+    intrinsic terms to the rows where it is true: elsewhere R_i = R_o,i bit for bit. None (the default)
+    means every row.
 
     Shapes: outcome, ifd, token_reward, intrinsic_mask ``(B,)`` -> ``(B,)``.
     """
     check_tensor("outcome", outcome, 1)
     check_same_shape("outcome", outcome, ifd=ifd, token_reward=token_reward)
-    if not float(kappa) > 0:
-        raise ValueError(f"kappa must be > 0, got {float(kappa)}")
+    for name, weight in (("lambda_ifd", lambda_ifd), ("lambda_tok", lambda_tok)):
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {weight}")
     if bool(torch.isinf(outcome).any()):
         raise ValueError("outcome has an infinite value")
     check_finite("ifd", ifd)
@@ -54,18 +61,17 @@ def composite_reward(
     if lambda_ifd == 0 and lambda_tok == 0:
         return outcome.clone()
 
-    bounded_ifd = torch.tanh(ifd / kappa)
+    ifd_term = ifd
     if outcome_conditioned:
-        sign = 2.0 * outcome.clamp(0.0, 1.0) - 1.0
-        bounded_ifd = sign * bounded_ifd
-    composite = outcome + lambda_ifd * bounded_ifd + lambda_tok * token_reward
+        ifd_term = (2.0 * outcome.clamp(0.0, 1.0) - 1.0) * ifd
+    composite = outcome + lambda_ifd * ifd_term + lambda_tok * token_reward
     if intrinsic_mask is None:
         return composite
     return torch.where(intrinsic_mask, composite, outcome)
 
 
 def intrinsic_group_mask(outcome: torch.Tensor, num_generations: int, groups: IntrinsicGroups = "all") -> torch.Tensor:
-    """Rows whose group receives the intrinsic terms (docs/algorithm.md §3b, ``intrinsic_groups``).
+    """Rows whose group receives the intrinsic terms (``intrinsic_groups``, docs/algorithm.md, variants [ours]).
 
         "all":     every row
         "mixed":   rows of groups whose scorable outcomes are not all equal (GRPO already has signal)

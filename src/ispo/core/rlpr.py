@@ -8,6 +8,7 @@ official code github.com/OpenBMB/RLPR (``verl/workers/reward_manager/prob.py`` f
 from __future__ import annotations
 
 import math
+import typing
 from typing import Literal
 
 import torch
@@ -16,13 +17,7 @@ from ispo.core._checks import as_bool_mask, check_finite, check_groups, check_sa
 from ispo.core.advantages import nanstd
 
 AnswerAggregate = Literal["mean_prob", "geometric_mean_prob", "mean_log_prob", "sum_log_prob", "sequence_prob"]
-ANSWER_AGGREGATES: tuple[str, ...] = (
-    "mean_prob",
-    "geometric_mean_prob",
-    "mean_log_prob",
-    "sum_log_prob",
-    "sequence_prob",
-)
+ANSWER_AGGREGATES: tuple[str, ...] = typing.get_args(AnswerAggregate)
 
 
 def answer_token_score(

@@ -1,14 +1,16 @@
-"""Variants under study: how the composite reward is normalised inside groups (docs/algorithm.md §3b).
+"""Variants under study: how the composite reward is normalised inside groups (docs/algorithm.md, variants [ours]).
 
-``intrinsic_advantages`` turns the composite reward R (outcome R_o plus the intrinsic terms) into one
-advantage per rollout. ``scale="group"`` is the paper's / TRL's choice and the default; the other
-scales change how much weight the intrinsic terms get in groups whose outcomes are all equal (where
-GRPO's advantage is 0 and the group std is only the intrinsic terms' spread).
+``intrinsic_advantages`` turns the composite reward R of Eq. 8 (outcome R_o plus the intrinsic terms)
+into one advantage per rollout. ``scale="group"`` is the paper's / TRL's choice and the default; the
+other scales ([ours], off by default) change how much weight the intrinsic terms get in groups whose
+outcomes are all equal (where GRPO's advantage is 0 and the group std is only the intrinsic terms'
+spread).
 """
 
 from __future__ import annotations
 
 import math
+import typing
 from typing import Literal
 
 import torch
@@ -17,7 +19,7 @@ from ispo.core._checks import check_groups, check_tensor
 from ispo.core.advantages import group_advantages, nanstd
 
 IntrinsicScale = Literal["group", "none", "outcome_floor", "decoupled"]
-INTRINSIC_SCALES: tuple[str, ...] = ("group", "none", "outcome_floor", "decoupled")
+INTRINSIC_SCALES: tuple[str, ...] = typing.get_args(IntrinsicScale)
 
 DECOUPLED_BETA = 0.2
 DECOUPLED_CLIP = 3.0
@@ -35,7 +37,7 @@ def outcome_std_floor(num_generations: int) -> float:
     mean = 1/G, sum of squared deviations = (1 - 1/G)^2 + (G - 1)/G^2 = (G - 1)/G, so the unbiased
     variance is 1/G and sigma_G = 1/sqrt(G) exactly. It is also the smallest std of any mixed 0/1
     group of at most G scorable rollouts: with k successes among n, the variance is
-    k(n - k)/(n(n - 1)) >= 1/n >= 1/G (docs/algorithm.md §3b).
+    k(n - k)/(n(n - 1)) >= 1/n >= 1/G (docs/algorithm.md, variants [ours]).
     """
     if num_generations < 1:
         raise ValueError(f"num_generations must be >= 1, got {num_generations}")
@@ -52,7 +54,7 @@ def min_outcome_advantage_gap(num_generations: int, *, eps: float = 1e-4) -> flo
     the larger gap 1/(s_G + eps), s_G = sqrt(floor(G/2) ceil(G/2) / (G(G - 1))), but the guarantee of
     ``intrinsic_advantages(scale="decoupled")`` must hold whatever the NaN pattern.
 
-    Returns ``inf`` for G = 1 (no group can be mixed). docs/algorithm.md §3b.
+    Returns ``inf`` for G = 1 (no group can be mixed). docs/algorithm.md, variants [ours].
     """
     if num_generations < 1:
         raise ValueError(f"num_generations must be >= 1, got {num_generations}")
@@ -77,7 +79,7 @@ def intrinsic_advantages(
 ) -> torch.Tensor:
     """One advantage per rollout from the composite reward R, normalised inside groups by ``scale``.
 
-    With m_g, s_g the NaN-aware mean and unbiased std of R over group g (docs/algorithm.md §3b):
+    With m_g, s_g the NaN-aware mean and unbiased std of R over group g (docs/algorithm.md, variants [ours]):
 
         "group":          A_i = (R_i - m_g) / (s_g + eps)                          (paper, TRL; default)
         "none":           A_i =  R_i - m_g                                          (Dr.GRPO)
@@ -94,24 +96,24 @@ def intrinsic_advantages(
     triggers the floor.
     ``"decoupled"`` adds a batch-standardised, clipped intrinsic bonus to the outcome's GRPO advantage.
 
-    Guarantees (0/1 outcome; where stated, weights with 2 lambda_ifd + lambda_tok < 1, so that every
-    correct R exceeds every incorrect R of its group):
+    Guarantees (0/1 outcome):
 
     - weights 0 (composite == outcome): "group", "outcome_floor" and "decoupled" equal
       ``group_advantages(outcome, scale="group")`` and "none" equals ``scale="none"``, bit for bit
       (float32/float64): uniform groups give 0 under every scale, and mixed groups keep their own std
       under "outcome_floor" because it is >= sigma_G.
-    - outcome dominance in mixed groups: "group", "none" and "outcome_floor" apply one increasing
-      affine map per group, so the order of R (dominant when 2 lambda_ifd + lambda_tok < 1) is kept.
-      "decoupled", for any weights, moves each advantage by at most
+    - order within a group: "group", "none" and "outcome_floor" apply one increasing affine map per
+      group, so the advantages keep the order of R. Whether R keeps the outcome's order is not
+      guaranteed: the intrinsic terms of Eq. 8 are unbounded (raw IFD; log p unbounded below), so a
+      correct rollout can fall below an incorrect one (``dominance_violations`` measures how often).
+    - "decoupled", for any weights and any intrinsic values, moves each advantage by at most
       beta * clip, and a correct and an incorrect GRPO advantage differ by at least
       ``min_outcome_advantage_gap(G, eps)`` = 1/(1/sqrt(2) + eps), so 2 * beta * clip below that gap
-      keeps every correct rollout above every incorrect one (whatever the intrinsic terms); this
-      function raises ValueError otherwise.
-    - uniform groups (all R_o equal), intrinsic terms inside an interval of width W
-      (W = 2 lambda_ifd + lambda_tok (1 + eta tau) for the asymmetric token reward): |A_i| <= W under
-      "none", |A_i| <= W sqrt(G) under "outcome_floor", |A_i| <= beta * clip under "decoupled";
-      "group" has no such bound (unit-scale advantages, up to (n - 1)/sqrt(n)).
+      keeps every correct rollout above every incorrect one; this function raises ValueError otherwise.
+    - uniform groups (all R_o equal) whose intrinsic terms span an interval of width W (the realised
+      spread; no a priori bound exists): |A_i| <= W under "none", |A_i| <= W sqrt(G) under
+      "outcome_floor", |A_i| <= beta * clip under "decoupled"; "group" has no such bound (unit-scale
+      advantages, up to (n - 1)/sqrt(n)).
     - zero sum over each group's scorable rows for "group", "none" and "outcome_floor"; for
       "decoupled" only while no z_i is clipped.
 
@@ -158,7 +160,7 @@ def intrinsic_advantages(
     if not 2 * beta * clip < gap:
         raise ValueError(
             f"beta={beta} and clip={clip} break outcome dominance: 2 * beta * clip = {2 * beta * clip:.4g} must be "
-            f"below the smallest correct/incorrect GRPO advantage gap {gap:.4g} (docs/algorithm.md §3b)"
+            f"below the smallest correct/incorrect GRPO advantage gap {gap:.4g} (docs/algorithm.md, variants)"
         )
     outcome_advantages = group_advantages(outcome, num_generations, scale="group", eps=eps)
     if beta == 0 or clip == 0:

@@ -7,6 +7,7 @@ official code github.com/sunblaze-ucb/Intuitor (open-r1-intuitor and verl-intuit
 from __future__ import annotations
 
 import math
+import typing
 from typing import Literal
 
 import torch
@@ -15,9 +16,9 @@ from ispo.core._checks import as_bool_mask, check_finite, check_same_shape, chec
 from ispo.core.advantages import REWARD_SCALES, RewardScale, group_advantages
 
 SelfCertaintyMode = Literal["replace", "add"]
-SELF_CERTAINTY_MODES: tuple[str, ...] = ("replace", "add")
+SELF_CERTAINTY_MODES: tuple[str, ...] = typing.get_args(SelfCertaintyMode)
 SelfCertaintyCombine = Literal["advantages", "rewards"]
-SELF_CERTAINTY_COMBINES: tuple[str, ...] = ("advantages", "rewards")
+SELF_CERTAINTY_COMBINES: tuple[str, ...] = typing.get_args(SelfCertaintyCombine)
 
 
 def token_self_certainty(logits: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:

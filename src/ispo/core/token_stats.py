@@ -1,6 +1,6 @@
-"""Per-token statistics under the rollout policy: entropy, normalised entropy, drift.
+"""Per-token statistics under the rollout policy: entropy (docs/algorithm.md, Notation and Eqs. 4, 7).
 
-docs/algorithm.md: Notation and §2.
+The ISPO maths reads raw entropy in nats; ``normalized_entropy`` is kept for diagnostics only.
 """
 
 from __future__ import annotations
@@ -29,19 +29,13 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 def normalized_entropy(entropy: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """Hn = H / log|V|, in [0, 1] (docs/algorithm.md: Notation). Shapes: any -> same."""
+    """Hn = H / log|V|, in [0, 1]. Shapes: any -> same.
+
+    A diagnostic convenience only: no equation of ISPO uses it (Eqs. 4 and 7 read raw entropy in nats).
+    """
     if vocab_size < 2:
         raise ValueError(f"vocab_size must be at least 2, got {vocab_size}")
     return (entropy / math.log(vocab_size)).clamp(0.0, 1.0)
-
-
-def token_drift(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
-    """d_{i,t} = |log pi_old(o_{i,t}) - log pi_ref(o_{i,t})| (docs/algorithm.md §2, drift filter).
-
-    Shapes: (B, T) -> (B, T).
-    """
-    check_same_shape("logps", logps, ref_logps=ref_logps)
-    return (logps - ref_logps).abs()
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
