@@ -2,7 +2,9 @@
 
     ispo eval --model PATH_OR_HUB_ID --benchmarks math500,aime24 --output-dir runs/eval/base \\
         [--data-dir DIR] [--n-samples N --temperature T] [--max-new-tokens M] [--limit K] \\
-        [--batch-size B] [--backend hf|vllm]
+        [--batch-size B] [--backend hf|vllm] [--flexible-extract]
+
+``--model`` also takes a ``.gguf`` file or ``smollm2-135m-instruct`` (``ispo.models.loading.resolve_model``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from ispo.eval.summary import markdown_table
 
+    if summary.get("extraction"):
+        print(f"\nextraction: {summary['extraction']}")
     for metric in summary["metrics"]:
         print(f"\n{metric}\n" + markdown_table([summary], metric))
     print(f"written to {args.output_dir}/summary.json and summary.md")

@@ -9,7 +9,9 @@
   refused (mixing them would corrupt the scores); ``--overwrite`` starts afresh.
 - ``summary.json`` and ``summary.md``: see :mod:`ispo.eval.summary`.
 
-Answers are graded by ``ispo.verify.verify_batch``, the function the training reward calls.
+Answers are graded by ``ispo.verify.verify_batch``, the function the training reward calls. With
+``flexible_extract`` the last number of each completion is graded too, as separate ``flexible``
+metrics (:mod:`ispo.eval.flexible`); the strict scores do not change.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ispo.answers import ANSWER_FORMATS, AnswerFormat, extract_answer, verify_ba
 from ispo.eval.backends import Backend, Generation
 from ispo.eval.benchmarks import PAPER_BENCHMARKS, Problem, load_benchmark
 from ispo.eval.confidence import answer_confidences
+from ispo.eval.flexible import add_flexible
 from ispo.eval.prompts import NO_CHAT_TEMPLATE, PromptFormat, choose_prompt_format, encode_prompt, resolve_template
 from ispo.eval.records import RecordStore
 from ispo.eval.summary import markdown_report, summarize
@@ -95,6 +98,14 @@ class EvalConfig:
         metadata=_help("apply the chat template (default: for qwen_math, when the tokenizer has one; --chat insists)"),
     )
     answer_format: AnswerFormat = field(default="boxed", metadata=_help("where the answer is read"))
+    flexible_extract: bool = field(
+        default=False,
+        metadata=_help(
+            "also report 'flexible' metrics: the last number in the completion is the answer "
+            "(lm-evaluation-harness's GSM8K flexible-extract); the strict metrics and the training reward "
+            "read only --answer-format (docs/eval.md)"
+        ),
+    )
     pass_k: list[int] | None = field(default=None, metadata=_help("k of pass@k (default: powers of 2 up to n, and n)"))
     seed: int = field(default=0, metadata=_help("sampling and bootstrap seed"))
     bootstrap_resamples: int = field(default=1000, metadata=_help("resamples of the 95% bootstrap intervals"))
@@ -221,15 +232,19 @@ def evaluate(config: EvalConfig, *, backend: Backend | None = None) -> dict:
                     config, backend, store, name, items, prompt_format, total=len(benchmarks[name]) * config.n_samples
                 )
 
+    records = list(store.records.values())
+    if config.flexible_extract:  # samples written without the flag are graded here, in memory
+        add_flexible(records, timeout=config.verify_timeout)
     summary = summarize(
         benchmarks,
-        list(store.records.values()),
+        records,
         model_name=config.display_name,
         n_samples=config.n_samples,
         temperature=config.temperature,
         pass_ks=config.pass_k,
         num_resamples=config.bootstrap_resamples,
         seed=config.seed,
+        flexible=config.flexible_extract,
     )
     summary["prompt_format"] = run_settings.get("prompt_format")
     summary["config"] = asdict(config)
@@ -336,12 +351,15 @@ def _generate_benchmark(config, backend, store, name, items, prompt_format: Prom
                 [g.token_logprobs for g in generations],
                 config.answer_format,
             )
-            store.append(
+            records = [
                 _record(config, name, problem, index, generation, correct, confidence)
                 for (problem, index), generation, correct, confidence in zip(
                     batch, generations, outcomes, confidences, strict=True
                 )
-            )
+            ]
+            if config.flexible_extract:
+                add_flexible(records, timeout=config.verify_timeout)
+            store.append(records)
             progress.update(len(batch))
 
 

@@ -13,15 +13,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from ispo.eval.benchmarks import PAPER_BENCHMARKS, Problem, display_name
+from ispo.eval.flexible import FLEXIBLE_LABEL, FLEXIBLE_PREFIX, split_metric
 from ispo.eval.metrics import bootstrap_ci, bootstrap_macro_ci, default_pass_ks, per_problem_scores
 
 
-def metric_names(n_samples: int, temperature: float, pass_ks: Sequence[int] | None = None) -> list[str]:
-    """``["pass@1"]`` for greedy decoding; ``["avg@n", "pass@k", ...]`` when sampling."""
+def metric_names(
+    n_samples: int, temperature: float, pass_ks: Sequence[int] | None = None, *, flexible: bool = False
+) -> list[str]:
+    """``["pass@1"]`` for greedy decoding; ``["avg@n", "pass@k", ...]`` when sampling; with ``flexible``,
+    the same again prefixed ``"flexible "`` (:mod:`ispo.eval.flexible`)."""
     if temperature == 0:
-        return ["pass@1"]
-    ks = default_pass_ks(n_samples) if pass_ks is None else [k for k in pass_ks if 1 < k <= n_samples]
-    return [f"avg@{n_samples}"] + [f"pass@{k}" for k in ks]
+        names = ["pass@1"]
+    else:
+        ks = default_pass_ks(n_samples) if pass_ks is None else [k for k in pass_ks if 1 < k <= n_samples]
+        names = [f"avg@{n_samples}"] + [f"pass@{k}" for k in ks]
+    return names + [FLEXIBLE_PREFIX + name for name in names] if flexible else names
 
 
 def summarize_benchmark(
@@ -36,6 +42,7 @@ def summarize_benchmark(
     """One benchmark's entry of ``summary.json`` and its per-problem scores ``{metric: (P,)}``.
 
     Only problems with all ``n_samples`` samples are scored; the others are counted as incomplete.
+    A ``flexible`` metric reads each record's ``flexible_correct`` instead of ``correct``.
     """
     by_problem: dict[str, dict[int, dict]] = defaultdict(dict)
     for record in records:
@@ -43,6 +50,7 @@ def summarize_benchmark(
             by_problem[record["problem_id"]][record["sample_index"]] = record
     outcomes, unparseable, incomplete = [], [], 0
     scored: list[dict] = []
+    grouped: list[list[dict]] = []  # the scored problems' records, in sample order
     for problem in problems:
         samples = by_problem.get(problem.id, {})
         if len(samples) < n_samples:
@@ -53,6 +61,7 @@ def summarize_benchmark(
             ordered = [samples[i] for i in range(n_samples)]
             outcomes.append([bool(r["correct"]) for r in ordered])
             scored.extend(ordered)
+            grouped.append(ordered)
     entry: dict = {
         "num_problems": len(problems),
         "num_scored_problems": len(outcomes),
@@ -67,13 +76,19 @@ def summarize_benchmark(
         if not outcomes:
             entry["metrics"][metric] = {"value": None, "ci95": None}
             continue
-        scores[metric] = per_problem_scores(outcomes, metric)
+        key, base = split_metric(metric)
+        if key == "correct":
+            scores[metric] = per_problem_scores(outcomes, base)
+        else:
+            scores[metric] = per_problem_scores([[bool(r.get(key)) for r in samples] for samples in grouped], base)
         low, high = bootstrap_ci(scores[metric], num_resamples=num_resamples, seed=seed)
         entry["metrics"][metric] = {"value": float(scores[metric].mean()), "ci95": [low, high]}
     entry["confidence"] = _confidence(scored)
     entry["mean_completion_tokens"] = _mean([r["num_tokens"] for r in scored])
     entry["truncated_rate"] = _mean([r["finish_reason"] == "length" for r in scored])
     entry["no_answer_rate"] = _mean([r["extracted_answer"] is None for r in scored])
+    if any(split_metric(metric)[0] != "correct" for metric in metrics):
+        entry["flexible_no_answer_rate"] = _mean([r.get("flexible_answer") is None for r in scored])
     return entry, scores
 
 
@@ -111,9 +126,14 @@ def summarize(
     pass_ks: Sequence[int] | None = None,
     num_resamples: int = 1000,
     seed: int = 0,
+    flexible: bool = False,
 ) -> dict:
-    """The whole ``summary.json``: per benchmark, macro average over benchmarks, and the settings."""
-    metrics = metric_names(n_samples, temperature, pass_ks)
+    """The whole ``summary.json``: per benchmark, macro average over benchmarks, and the settings.
+
+    ``flexible`` adds the flexible-extraction metrics (records need ``flexible_correct``,
+    :func:`ispo.eval.flexible.add_flexible`).
+    """
+    metrics = metric_names(n_samples, temperature, pass_ks, flexible=flexible)
     records_by_benchmark: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         records_by_benchmark[record["benchmark"]].append(record)
@@ -135,7 +155,7 @@ def summarize(
             continue
         low, high = bootstrap_macro_ci(groups, num_resamples=num_resamples, seed=seed)
         macro[metric] = {"value": float(np.mean([g.mean() for g in groups])), "ci95": [low, high]}
-    return {
+    summary = {
         "model": model_name,
         "decoding": "greedy" if temperature == 0 else f"sampling, temperature {temperature}",
         "metrics": metrics,
@@ -145,6 +165,9 @@ def summarize(
             name: b["unparseable_golds"] for name, b in per_benchmark.items() if b["unparseable_golds"]
         },
     }
+    if flexible:
+        summary["extraction"] = FLEXIBLE_LABEL
+    return summary
 
 
 def markdown_table(summaries: Sequence[dict], metric: str) -> str:
@@ -173,6 +196,8 @@ def _percent(entry: dict | None) -> str:
 def markdown_report(summary: dict) -> str:
     """``summary.md``: one table per metric, then the 95% intervals and answer confidence."""
     parts = [f"# Evaluation of {summary['model']} ({summary['decoding']})\n"]
+    if summary.get("extraction"):
+        parts.append(f"\nExtraction: {summary['extraction']}.\n")
     for metric in summary["metrics"]:
         parts.append(f"\n## {metric}\n\n{markdown_table([summary], metric)}")
     parts.append("\n## 95% bootstrap intervals\n\n| Benchmark | " + " | ".join(summary["metrics"]) + " |\n")
