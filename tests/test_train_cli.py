@@ -21,8 +21,42 @@ def test_every_recipe_loads_into_a_valid_config(name, monkeypatch):
     overrides = {"use_cpu": "true", "bf16": "false", "use_vllm": "false"} if name != "tiny_cpu" else {}
     recipe, config = load_recipe(RECIPES / f"{name}.yaml", overrides)
     assert isinstance(recipe, RecipeArgs)
-    assert 2 * config.lambda_ifd + config.lambda_tok < 1
+    assert (config.method, config.lambda_ifd, config.lambda_tok) == ("ispo", 0.5, 0.1)  # the paper's
     assert config.logging_steps == 1
+    if name != "tiny_cpu":  # the paper's recipe (Appendix A.2)
+        assert (config.beta, config.epsilon, config.epsilon_high) == (0.0, 0.2, 0.28)
+        assert (config.learning_rate, config.num_generations, config.temperature) == (1e-6, 8, 1.0)
+        assert config.max_completion_length == (8192 if name == "qwen2.5-7b" else 4096)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in RECIPES.glob("*_qwen2.5-math-7b.yaml")))
+def test_baseline_recipes_share_the_papers_budget(name):
+    overrides = {"use_cpu": "true", "bf16": "false", "use_vllm": "false"}
+    _, ispo = load_recipe(RECIPES / "qwen2.5-math-7b.yaml", overrides)
+    _, config = load_recipe(RECIPES / f"{name}.yaml", overrides)
+    budget = ("learning_rate", "num_generations", "temperature", "max_completion_length", "max_steps", "epsilon_high")
+    assert {k: getattr(config, k) for k in budget} == {k: getattr(ispo, k) for k in budget}
+
+
+def test_removed_fields_are_one_line_errors(tmp_path, capsys):
+    """A recipe or flag from the earlier reading of the paper names the field's replacement, exit 2."""
+    from ispo.cli import main
+
+    assert main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--kappa", "2"]) == 2
+    assert "ISPOConfig.kappa was removed" in capsys.readouterr().err
+    old = tmp_path / "old.yaml"
+    old.write_text((RECIPES / "tiny_cpu.yaml").read_text() + "rho_h: 0.2\n")
+    assert main(["train", "--config", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert "ISPOConfig.rho_h was replaced by entropy_top_frac" in err and "Traceback" not in err
+
+
+def test_a_learning_rate_written_as_yaml_text_is_a_number(tmp_path):
+    """YAML reads `learning_rate: 1e-4` as the text '1e-4'; the recipe loads it as the number."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text((RECIPES / "tiny_cpu.yaml").read_text().replace("learning_rate: 0.005", "learning_rate: 1e-4"))
+    _, config = load_recipe(recipe)
+    assert config.learning_rate == 1e-4 and isinstance(config.learning_rate, float)
 
 
 def test_flags_override_the_recipe_with_typed_values(tmp_path):
@@ -48,8 +82,8 @@ def test_unknown_field_and_bad_values_are_named(tmp_path):
     path.write_text(yaml.safe_dump({"model": "tiny", "lamda_ifd": 0.1}))
     with pytest.raises(ValueError, match="lamda_ifd"):
         load_recipe(path)
-    with pytest.raises(ValueError, match="ISPOConfig.rho_h"):
-        load_recipe(RECIPES / "tiny_cpu.yaml", {"rho_h": "2"})
+    with pytest.raises(ValueError, match="ISPOConfig.entropy_top_frac"):
+        load_recipe(RECIPES / "tiny_cpu.yaml", {"entropy_top_frac": "2"})
 
 
 def test_bad_rows_fail_with_their_index():
@@ -130,8 +164,8 @@ def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "1+1", "answer": "2"}\n{"problem": "2+2", "answer": null}\n')
-    assert main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--kappa", "0"]) == 2
-    assert "ISPOConfig.kappa" in capsys.readouterr().err
+    assert main(["train", "--config", str(RECIPES / "tiny_cpu.yaml"), "--hinge_beta", "-1"]) == 2
+    assert "ISPOConfig.hinge_beta" in capsys.readouterr().err
     assert (
         main(
             [

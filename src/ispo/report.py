@@ -39,14 +39,32 @@ PANELS: list[tuple[str, list[tuple[tuple[str, ...], str, str]]]] = [
         "Zero-Advantage Collapse: share of groups",
         [(("zero_adv_rate/outcome",), "-", " outcome"), (("zero_adv_rate/composite",), "--", " composite")],
     ),
-    ("Hallucinated Certainty: p on critical tokens, incorrect", [(("hc/incorrect",), "-", "")]),
-    ("p on critical tokens, correct", [(("hc/correct",), "-", "")]),
     (
-        "conditional IFD S",
+        "Hallucinated Certainty: entropy (nats) at critical tokens",
+        [(("hc/entropy_incorrect",), "-", " incorrect"), (("hc/entropy_correct",), "--", " correct")],
+    ),
+    (
+        "p of the sampled token at critical tokens",
+        [(("hc/incorrect",), "-", " incorrect"), (("hc/correct",), "--", " correct")],
+    ),
+    (
+        "conditional IFD (nats per answer token)",
         [(("ifd/correct",), "-", " correct"), (("ifd/incorrect",), "--", " incorrect")],
     ),
-    ("critical-token fraction", [(("critical/frac",), "-", "")]),
-    ("mean entropy", [(("entropy",), "-", "")]),
+    (
+        "critical-set sizes (share of tokens)",
+        [
+            (("critical/entropy_frac",), ":", " |E|"),
+            (("critical/drift_frac",), "--", " |D|"),
+            (("critical/frac",), "-", " |C|"),
+        ],
+    ),
+    (
+        "token reward R_token",
+        [(("tok_reward/correct",), "-", " correct"), (("tok_reward/incorrect",), "--", " incorrect")],
+    ),
+    ("dominance violations: share of mixed groups", [(("dominance/violations",), "-", "")]),
+    ("mean entropy", [(("entropy/pi_old", "entropy"), "-", "")]),
     (
         "completion length (tokens)",
         [(("completion_length", "completions/mean_length", "completion_length/mean"), "-", "")],
@@ -58,12 +76,17 @@ INDICES: list[tuple[str, tuple[str, ...]]] = [
     ("accuracy", ("accuracy", "rewards/math_accuracy/mean")),
     ("zero_adv_rate/outcome", ("zero_adv_rate/outcome",)),
     ("zero_adv_rate/composite", ("zero_adv_rate/composite",)),
+    ("hc/entropy_incorrect", ("hc/entropy_incorrect",)),
+    ("hc/entropy_correct", ("hc/entropy_correct",)),
     ("hc/incorrect", ("hc/incorrect",)),
     ("hc/correct", ("hc/correct",)),
     ("ifd/correct", ("ifd/correct",)),
     ("ifd/incorrect", ("ifd/incorrect",)),
+    ("critical/entropy_frac", ("critical/entropy_frac",)),
+    ("critical/drift_frac", ("critical/drift_frac",)),
     ("critical/frac", ("critical/frac",)),
-    ("entropy", ("entropy",)),
+    ("dominance/violations", ("dominance/violations",)),
+    ("entropy", ("entropy/pi_old", "entropy")),
 ]
 
 # per-step time keys, first found wins; summed for the wall time when neither run.json nor elapsed_s give it
@@ -293,9 +316,11 @@ def markdown_report(runs: list[Run], images: list[str]) -> str:
     lines += [
         "",
         "Zero-Advantage Collapse: `zero_adv_rate/*` = share of prompt groups with no learning signal "
-        "(all outcomes equal / all composite advantages ~0). Hallucinated Certainty: `hc/incorrect` = mean "
-        "probability of the sampled token at critical tokens of incorrect rollouts; rising = the policy "
-        "grows confident where it is wrong.",
+        "(all outcomes equal / all composite advantages ~0). Hallucinated Certainty as the paper plots it: "
+        "`hc/entropy_incorrect` = mean entropy (nats) at the critical tokens of incorrect rollouts; falling = "
+        "the policy grows confident where it is wrong (`hc/incorrect`: the sampled token's probability there). "
+        "`critical/*`: |E|, |D|, |C| as shares of completion tokens. `dominance/violations`: share of mixed "
+        "groups where some incorrect rollout's reward is >= some correct one's.",
         "",
         "## Wall time",
         "",

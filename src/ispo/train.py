@@ -20,6 +20,7 @@ from ispo.models.loading import ModelSourceError, check_model_source, first_line
 from ispo.models.loading import resolve_model as resolve_model_source
 
 SYNTHETIC_ARITHMETIC = "synthetic_arithmetic"
+REMOVED_PREFIX = "removed_field__"  # argparse destination of a flag naming a removed ISPOConfig field
 DEFAULT_TEMPLATE = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
 
 
@@ -87,18 +88,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         typed=False,
         show_defaults=False,
     )
+    # fields of the earlier reading of the paper: accepted by the parser so that `run` can name the replacement
+    from ispo.trainer.config import REMOVED_FIELDS
+
+    for name in REMOVED_FIELDS:
+        parser.add_argument(
+            f"--{name}", dest=f"{REMOVED_PREFIX}{name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
 
 
 def load_recipe(path: Path, overrides: dict[str, str] | None = None) -> tuple[RecipeArgs, Any]:
     """Read a recipe and apply ``--field value`` overrides; returns ``(RecipeArgs, ISPOConfig)``."""
     import yaml
 
-    from ispo.trainer.config import ISPOConfig
+    from ispo.trainer.config import ISPOConfig, removed_field_error
 
     values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     if not isinstance(values, dict):
         raise ValueError(f"{path}: a recipe is a YAML mapping of field: value")
     table = _fields()
+    for name in [*(overrides or {}), *values]:
+        message = removed_field_error(str(name))
+        if message:
+            raise ValueError(message if name in (overrides or {}) else f"{path}: {message}")
     for name, text in (overrides or {}).items():
         if name not in table:
             raise ValueError(f"--{name}: not a RecipeArgs or ISPOConfig field")
@@ -241,6 +253,7 @@ def release_distributed() -> None:
 def run(args: argparse.Namespace) -> int:
     names = set(_fields())
     overrides = {k: v for k, v in vars(args).items() if k in names}
+    overrides |= {k.removeprefix(REMOVED_PREFIX): v for k, v in vars(args).items() if k.startswith(REMOVED_PREFIX)}
     try:
         recipe, config = load_recipe(args.config, overrides)
     except (ValueError, FileNotFoundError) as error:  # a bad recipe or flag: say which, no traceback

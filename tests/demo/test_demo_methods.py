@@ -33,14 +33,13 @@ def test_each_method_gets_its_presets_fields_and_the_shared_budget(tmp_path: Pat
 
 def test_methods_are_field_mappings_on_top_of_a_preset(tmp_path: Path):
     from ispo.demo.run import DemoConfig, method_fields, trainer_config
-    from ispo.methods.presets import ISPO_PAPER
 
-    assert method_fields("ISPO-paper") == ISPO_PAPER
-    assert method_fields({"preset": "ispo_paper", "lambda_tok": 0}) == {**ISPO_PAPER, "lambda_tok": 0}
+    assert method_fields("ISPO-paper") == {"method": "ispo"}
+    assert method_fields({"preset": "ispo_paper", "lambda_tok": 0}) == {"method": "ispo", "lambda_tok": 0}
     assert method_fields({"lambda_ifd": 0.1}) == {"lambda_ifd": 0.1}  # on top of ISPOConfig's defaults
     config = DemoConfig(steps=3, seed=5)
     args = trainer_config(config, {"preset": "ispo_paper", "lambda_tok": 0, "critical": "union"}, tmp_path / "a")
-    assert (args.method, args.lambda_tok, args.lambda_ifd, args.critical) == ("ispo", 0, 0.2, "union")
+    assert (args.method, args.lambda_tok, args.lambda_ifd, args.critical) == ("ispo", 0, 0.5, "union")
     assert (args.max_steps, args.seed) == (3, 5)
     with pytest.raises(ValueError, match="^lamda_tok: unknown ISPOConfig field$"):
         trainer_config(config, {"preset": "ispo_paper", "lamda_tok": 0}, tmp_path / "b")
@@ -48,5 +47,7 @@ def test_methods_are_field_mappings_on_top_of_a_preset(tmp_path: Path):
         trainer_config(config, {"preset": "grpo", "max_steps": 7}, tmp_path / "c")
     with pytest.raises(ValueError, match="unknown preset or method 'nope'"):
         trainer_config(config, {"preset": "nope"}, tmp_path / "d")
-    with pytest.raises(ValueError, match="ISPOConfig.eta must be >= 0"):
-        trainer_config(config, {"preset": "ispo_paper", "eta": -1}, tmp_path / "e")
+    with pytest.raises(ValueError, match="ISPOConfig.hinge_beta must be >= 0"):
+        trainer_config(config, {"preset": "ispo_paper", "hinge_beta": -1}, tmp_path / "e")
+    with pytest.raises(ValueError, match="^ISPOConfig.eta was replaced by hinge_beta"):
+        trainer_config(config, {"preset": "ispo_paper", "eta": 1}, tmp_path / "f")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ispo.methods import METHODS, MethodOutput, Pass, get_method, method_names, register_method
-from ispo.methods.presets import ISPO_PAPER, resolve_preset
+from ispo.methods.presets import PAPER_ABLATIONS, resolve_preset
 
 BUILTIN = {"grpo", "dr_grpo", "entropy_tokens", "ispo", "self_certainty", "rlpr", "zvp", "prog", "pacr"}
 RECIPES = Path(__file__).parents[2] / "recipes"
@@ -71,30 +71,23 @@ def test_method_trl_settings_fill_defaults_and_refuse_conflicts():
 def test_presets_resolve_names_aliases_and_methods():
     assert resolve_preset("GRPO") == {"method": "grpo"}
     assert resolve_preset("Dr.GRPO") == {"method": "dr_grpo"}
-    assert resolve_preset("ISPO-paper") == ISPO_PAPER
+    assert resolve_preset("ISPO-paper") == resolve_preset("ispo") == {"method": "ispo"}  # one definition
     assert resolve_preset("rlpr") == {"method": "rlpr"}
-    assert (
-        resolve_preset("ISPO-recommended") == resolve_preset("recommended") == {**ISPO_PAPER, "intrinsic_scale": "none"}
-    )
+    assert resolve_preset("+IFD") == {"method": "ispo", "lambda_tok": 0.0}
+    assert resolve_preset("beta = 0") == {"method": "ispo", "hinge_beta": 0.0}
     with pytest.raises(ValueError, match="unknown preset or method 'nope'"):
         resolve_preset("nope")
+    with pytest.raises(ValueError, match="preset 'ISPO-recommended' was removed"):
+        resolve_preset("ISPO-recommended")
 
 
-def test_confirmation_study_runs_the_recommended_preset():
-    """The confirmation's ISPO-recommended cells are the preset users get (the study file spells the fields out)."""
-    from ispo.study.spec import load_study
-
-    study = load_study(RECIPES / "studies" / "confirmation.yaml")
-    assert study.methods["ISPO-recommended"] == resolve_preset("recommended")
-    assert set(study.methods) == {"GRPO", "Dr.GRPO", "ISPO-paper", "ISPO-recommended"}
-
-
-def test_paper_preset_equals_todays_defaults_field_by_field():
-    """While the defaults are the paper's, the preset must say the same (a changed default shows up here)."""
+def test_paper_ablation_presets_change_one_part_of_ispo():
+    """Each Table 2 ablation is the paper's ISPO with one field changed, and builds a valid config."""
     from ispo import ISPOConfig
 
-    config = ISPOConfig(output_dir="/tmp/ispo-test", use_cpu=True, bf16=False, report_to=[])
-    assert {name: getattr(config, name) for name in ISPO_PAPER} == ISPO_PAPER
+    for name, fields in PAPER_ABLATIONS.items():
+        assert fields["method"] == "ispo" and len(fields) == 2, name
+        ISPOConfig(output_dir="/tmp/ispo-test", use_cpu=True, bf16=False, report_to=[], **fields)
 
 
 @pytest.mark.parametrize("method", sorted(BUILTIN - {"ispo"}))

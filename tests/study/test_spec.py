@@ -49,8 +49,8 @@ def test_a_study_resolves_presets_and_converts_text_values():
             "task": "arithmetic",
             "methods": {
                 "GRPO": {"preset": "grpo"},
-                "IFD-only": {"preset": "ispo_paper", "lambda_tok": 0, "delta_min": "1e-3"},
-                "auto": {"preset": "ispo_paper", "kappa": "auto"},
+                "IFD-only": {"preset": "ispo_paper", "lambda_tok": 0, "drift_threshold": "3e-1"},
+                "auto": {"preset": "ispo_paper", "intrinsic_scale": "none"},
                 "defaults": None,
                 "Dr.GRPO": "dr_grpo",
             },
@@ -58,11 +58,11 @@ def test_a_study_resolves_presets_and_converts_text_values():
     )
     assert list(study.methods) == ["GRPO", "IFD-only", "auto", "defaults", "Dr.GRPO"]
     assert study.methods["GRPO"] == {"method": "grpo"}
-    assert study.methods["IFD-only"]["lambda_tok"] == 0 and study.methods["IFD-only"]["delta_min"] == 0.001
-    assert study.methods["IFD-only"]["critical"] == "intersection"  # from the preset
-    assert study.methods["auto"]["kappa"] == "auto"
+    assert study.methods["IFD-only"]["lambda_tok"] == 0 and study.methods["IFD-only"]["drift_threshold"] == 0.3
+    assert study.methods["IFD-only"]["method"] == "ispo"  # from the preset
+    assert study.methods["auto"]["intrinsic_scale"] == "none"
     assert study.methods["defaults"] == {} and study.methods["Dr.GRPO"] == {"method": "dr_grpo"}
-    assert study.given["IFD-only"] == {"preset": "ispo_paper", "lambda_tok": 0, "delta_min": 0.001}
+    assert study.given["IFD-only"] == {"preset": "ispo_paper", "lambda_tok": 0, "drift_threshold": 0.3}
     assert (study.baseline, study.task) == ("GRPO", "arithmetic")
 
 
@@ -90,7 +90,14 @@ GOOD = {"GRPO": {"preset": "grpo"}, "ISPO": {"preset": "ispo_paper"}}
             {"baseline": "GRPO", "methods": {**GOOD, "x": {"max_steps": 5}}},
             "methods.x.max_steps: the study's shared budget",
         ),
-        ({"baseline": "GRPO", "methods": {**GOOD, "x": {"eta": "steep"}}}, "methods.x.eta: expected a number"),
+        (
+            {"baseline": "GRPO", "methods": {**GOOD, "x": {"hinge_beta": "steep"}}},
+            "methods.x.hinge_beta: expected a number",
+        ),
+        (
+            {"baseline": "GRPO", "methods": {**GOOD, "x": {"eta": 1}}},
+            "methods.x.eta: ISPOConfig.eta was replaced by hinge_beta",
+        ),
         ({"baseline": "GRPO", "methods": {**GOOD, "x": [1, 2]}}, "methods.x: expected a mapping of ISPOConfig fields"),
         ({"baseline": "GRPO", "methods": {**GOOD, "a/b": {}}}, "methods.a/b: a method name is a folder name"),
         ([1, 2], "study: expected a mapping"),
@@ -104,13 +111,16 @@ def test_bad_studies_name_the_key(raw, message):
 
 def test_values_are_checked_by_building_the_config(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("baseline: GRPO\nmethods:\n  GRPO: {preset: grpo}\n  bad: {preset: ispo_paper, tau: 2}\n")
+    path.write_text("baseline: GRPO\nmethods:\n  GRPO: {preset: grpo}\n  bad: {preset: ispo_paper, hinge_tau: -2}\n")
     from ispo.demo.run import DemoConfig, check_method
 
     config = DemoConfig()
-    with pytest.raises(StudyError, match=r"^methods\.bad: ISPOConfig\.tau must be in \[0, 1\], got 2$"):
+    with pytest.raises(StudyError, match=r"^methods\.bad: ISPOConfig\.hinge_tau must be >= 0, got -2$"):
         load_study(path, check=lambda name, fields: check_method(config, fields))
-    assert load_study(path).methods["bad"]["tau"] == 2  # without the check, values pass through
+    assert load_study(path).methods["bad"]["hinge_tau"] == -2  # without the check, values pass through
+    path.write_text("baseline: GRPO\nmethods:\n  GRPO: {preset: grpo}\n  old: {preset: ispo, rho_h: 0.2}\n")
+    with pytest.raises(StudyError, match=r"^methods\.old\.rho_h: ISPOConfig\.rho_h was replaced by entropy_top_frac"):
+        load_study(path)
     with pytest.raises(StudyError, match="^--study: no such file"):
         load_study(tmp_path / "missing.yaml")
     (tmp_path / "broken.yaml").write_text("baseline: [GRPO\n")
@@ -132,25 +142,29 @@ def test_the_recipe_studies_are_valid():
     assert ablations.baseline == "GRPO"
     assert ablations.methods["Dr.GRPO"] == {"method": "dr_grpo"}
     assert ablations.methods["IFD-only"]["lambda_tok"] == 0 and ablations.methods["token-only"]["lambda_ifd"] == 0
-    assert {ablations.methods[f"critical-{mode}"]["critical"] for mode in ("entropy", "drift", "union")} == {
+    assert [ablations.methods[name]["critical"] for name in ("E-only", "D-only", "E-union-D")] == [
         "entropy",
         "drift",
         "union",
-    }
-    assert ablations.methods["ISPO-paper"]["critical"] == "intersection"
-    assert ablations.methods["no-asymmetry"]["token_asymmetry"] is False and ablations.methods["no-hinge"]["eta"] == 0
+    ]
+    assert ablations.methods["ISPO"] == {"method": "ispo"}  # the paper's: ISPOConfig's defaults
+    assert ablations.methods["Symmetric"]["token_asymmetry"] is False and ablations.methods["beta-0"]["hinge_beta"] == 0
+    sensitivity = studies["sensitivity"]
+    assert sensitivity.methods["top_k-5pc"]["entropy_top_frac"] == 0.05
+    assert {name: len(fields) for name, fields in sensitivity.methods.items() if name not in ("GRPO", "ISPO")} == {
+        name: 2 for name in sensitivity.methods if name not in ("GRPO", "ISPO")
+    }  # one knob at a time on top of the paper's ISPO
     variants = studies["variants"]
     assert variants.baseline == "GRPO"
     changed = {
-        name: {k: v for k, v in fields.items() if variants.methods["ISPO-paper"].get(k) != v}
+        name: {k: v for k, v in fields.items() if variants.methods["ISPO"].get(k) != v}
         for name, fields in variants.methods.items()
-        if name not in ("GRPO", "ISPO-paper")
+        if name not in ("GRPO", "ISPO")
     }
     assert changed == {
         "scale-none": {"intrinsic_scale": "none"},
         "scale-outcome-floor": {"intrinsic_scale": "outcome_floor"},
         "scale-decoupled": {"intrinsic_scale": "decoupled"},
-        "kappa-auto": {"kappa": "auto"},
         "token-credit-critical": {"token_credit": "critical"},
         "groups-mixed": {"intrinsic_groups": "mixed"},
         "groups-uniform": {"intrinsic_groups": "uniform"},

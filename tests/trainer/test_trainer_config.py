@@ -1,4 +1,4 @@
-"""ISPOConfig: the spec's defaults, and validation errors that name the field."""
+"""ISPOConfig: the paper's defaults, and validation errors that name the field."""
 
 from __future__ import annotations
 
@@ -19,13 +19,15 @@ def make(**overrides) -> ISPOConfig:
     )
 
 
-def test_defaults_follow_the_spec():
+def test_defaults_are_the_papers():
+    """lambda_1 0.5, lambda_2 0.1 (Eq. 8); top 10% per rollout (Eq. 4); 0.3 nats (Eq. 5); tau_H 0.3, alpha = beta = 1
+    (Eq. 7): the values of the paper's §4.1 and Appendix A.2, written by hand here, not read from ispo.core.paper."""
     config = make()
-    assert (config.lambda_ifd, config.lambda_tok, config.kappa) == (0.2, 0.2, 2.0)
-    assert (config.rho_h, config.rho_d, config.delta_min) == (0.2, 0.5, 1e-3)
-    assert (config.tau, config.eta) == (0.3, 1.0)
+    assert (config.lambda_ifd, config.lambda_tok) == (0.5, 0.1)
+    assert (config.entropy_top_frac, config.drift_threshold) == (0.1, 0.3)
+    assert (config.hinge_tau, config.entropy_alpha, config.hinge_beta) == (0.3, 1.0, 1.0)
     assert (config.critical, config.ifd_answer, config.answer_format) == ("intersection", "sampled", "boxed")
-    assert config.allow_outcome_override is False and config.token_credit == "sequence"
+    assert config.token_credit == "sequence" and config.intrinsic_scale == "group" and config.token_asymmetry
     assert config.ispo_enabled and config.needs_drift
 
 
@@ -41,13 +43,15 @@ def test_is_a_grpo_config():
     [
         ("lambda_ifd", -0.1),
         ("lambda_tok", float("nan")),
-        ("kappa", 0.0),
-        ("rho_h", 0.0),
-        ("rho_h", 1.5),
-        ("rho_d", -0.2),
-        ("delta_min", -1e-3),
-        ("tau", 1.2),
-        ("eta", -1.0),
+        ("entropy_top_frac", 0.0),
+        ("entropy_top_frac", 1.5),
+        ("drift_threshold", float("inf")),
+        ("hinge_tau", -0.1),
+        ("entropy_alpha", -1.0),
+        ("hinge_beta", -1.0),
+        ("pacr_variant", "sprase"),
+        ("rlpr_aggregate", "bogus"),
+        ("intrinsic_scale", "grup"),
         ("critical", "both"),
         ("ifd_answer", "gold"),
         ("answer_format", "json"),
@@ -59,13 +63,33 @@ def test_invalid_values_name_the_field(field, value):
         make(**{field: value})
 
 
-def test_outcome_dominance_is_enforced():
-    with pytest.raises(ValueError, match="lambda_ifd"):
-        make(lambda_ifd=0.4, lambda_tok=0.2)
-    with pytest.raises(ValueError, match="allow_outcome_override"):
-        make(lambda_ifd=0.0, lambda_tok=1.0)
-    assert make(lambda_ifd=0.4, lambda_tok=0.2, allow_outcome_override=True).lambda_ifd == 0.4
-    make(lambda_ifd=0.3, lambda_tok=0.3)  # 0.9 < 1 is fine
+def test_outcome_dominance_is_not_enforced():
+    """The paper does not enforce it: its own weights (2 * 0.5 + 0.1 >= 1) are accepted, and so is more."""
+    assert make().lambda_ifd == 0.5
+    assert make(lambda_ifd=2.0, lambda_tok=1.0).lambda_tok == 1.0
+
+
+def test_a_choice_of_another_method_is_checked_too():
+    """Every Literal field is checked when the config is built, whatever the method (a typo never trains)."""
+    with pytest.raises(ValueError, match="ISPOConfig.pacr_variant.*dense, sparse.*'sprase'"):
+        make(method="pacr", pacr_variant="sprase")
+    with pytest.raises(ValueError, match="ISPOConfig.rlpr_aggregate.*'bogus'"):
+        make(method="rlpr", rlpr_aggregate="bogus")
+
+
+@pytest.mark.parametrize(("field", "text", "value"), [("learning_rate", "1e-4", 1e-4), ("lambda_ifd", "5e-1", 0.5)])
+def test_text_is_read_by_the_fields_type(field, text, value):
+    """YAML reads 1e-4 as text: the field's annotation says it is a number, wherever it was written."""
+    assert getattr(make(**{field: text}), field) == value
+
+
+@pytest.mark.parametrize("name", ["kappa", "rho_h", "rho_d", "delta_min", "tau", "eta"])
+def test_removed_fields_name_their_replacement(name):
+    from ispo.trainer.config import removed_field_error
+
+    message = removed_field_error(name)
+    assert message.startswith(f"ISPOConfig.{name} was ") and "\n" not in message
+    assert removed_field_error("lambda_ifd") is None
 
 
 def test_needs_sum_then_normalize_when_active():

@@ -95,9 +95,9 @@ def test_loss_and_gradient_equal_hand_computed_surrogate(
     batch = _one_batch(trainer, dataset)
     advantages = batch["advantages"]
     assert advantages.shape == (args.per_device_train_batch_size,)
-    assert not torch.allclose(advantages, trainer._ispo_last["trl_advantages_local"])  # ISPO's, not GRPO's
-    assert torch.equal(advantages, trainer._ispo_last["advantages"])
-    assert list(trainer._logs["advantages"]) == trainer._ispo_last["advantages"].tolist()  # completions table
+    assert not torch.allclose(advantages, trainer.last_record.trl_advantages_local)  # ISPO's, not GRPO's
+    assert torch.equal(advantages, trainer.last_record.advantages)
+    assert list(trainer._logs["advantages"]) == trainer.last_record.advantages.tolist()  # completions table
 
     model = trainer.model
     model.zero_grad()
@@ -142,16 +142,17 @@ def test_pi_old_statistics_recorded_while_generating_match_a_forward(
     batch = _one_batch(trainer, dataset)
     assert "old_per_token_logps" not in batch
     assert metrics["ispo/pi_old_from_generation"] == [0.0, 1.0] and len(metrics["time/ispo_old_logps"]) == 1
-    last = trainer._ispo_last
+    last = trainer.last_record
     input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
     attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
     with torch.no_grad():
         logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
             trainer.model, input_ids, attention_mask, batch["completion_ids"].size(1), compute_entropy=True
         )
-    valid = last["valid"]
-    torch.testing.assert_close(last["old_logps"][valid], logps[valid], rtol=0, atol=1e-4)
-    torch.testing.assert_close(last["entropies"][valid], entropies[valid], rtol=0, atol=1e-4)
+    statistics = last.local_statistics
+    valid = batch["completion_mask"].bool()
+    torch.testing.assert_close(statistics["old_logps"][valid], logps[valid], rtol=0, atol=1e-4)
+    torch.testing.assert_close(statistics["entropies"][valid], entropies[valid], rtol=0, atol=1e-4)
 
 
 def test_recording_that_differs_from_a_forward_is_never_trusted(
@@ -360,14 +361,15 @@ def test_accuracy_plus_format_reward_trains_and_logs_both(
     trainer.train()
     record = [entry for entry in trainer.state.log_history if "loss" in entry][-1]
     assert "rewards/format_reward/mean" in record and "rewards/parity_reward/mean" in record
-    last, batch = trainer._ispo_last, trainer._ispo_last["batch"]
+    last = trainer.last_record
+    batch = last.batch
     aux = 0.4 * trainer._ispo_rewards_per_func[:, 0]
     torch.testing.assert_close(batch.auxiliary, aux)
     assert torch.equal(batch.outcome, trainer._ispo_rewards_per_func[:, 1])
-    result = last["result"]
-    expected = composite_reward(batch.outcome, last["ifd"], result.token_reward, lambda_ifd=0.2, lambda_tok=0.2) + aux
-    torch.testing.assert_close(last["composite"], expected)
-    torch.testing.assert_close(last["advantages"], group_advantages(expected, args.num_generations))
+    signals = batch.signals
+    expected = composite_reward(batch.outcome, signals.ifd, signals.token_reward, lambda_ifd=0.5, lambda_tok=0.1) + aux
+    torch.testing.assert_close(last.rewards, expected)
+    torch.testing.assert_close(last.advantages, group_advantages(expected, args.num_generations))
 
 
 def test_outcome_outside_zero_one_stops_with_the_function_and_step(tiny_model_path, dataset, tmp_path, config_kwargs):
@@ -407,7 +409,7 @@ def test_outcome_advantages_equal_trl_advantages(
         tiny_model_path, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=dataset
     )
     batch = _one_batch(trainer, dataset)
-    last = trainer._ispo_last
-    assert bool((last["advantages"] != 0).any())
-    assert torch.equal(batch["advantages"], last["trl_advantages_local"])  # weights 0: TRL's stand
-    assert torch.equal(last["advantages"], last["trl_advantages_local"])  # one process: local == global
+    last = trainer.last_record
+    assert bool((last.advantages != 0).any())
+    assert torch.equal(batch["advantages"], last.trl_advantages_local)  # weights 0: TRL's stand
+    assert torch.equal(last.advantages, last.trl_advantages_local)  # one process: local == global

@@ -71,8 +71,8 @@ def make_trainer(tiny_model_path, tmp_path, config_kwargs):
 def _score(trainer, completions=fixed.COMPLETIONS, **kwargs) -> dict:
     """The trainer's global advantages and composite reward after scoring ``completions`` on one process."""
     fixed.score(trainer, slice(None), completions, **kwargs)
-    last = trainer._ispo_last
-    return {"advantages": last["advantages"].double(), "composite": last["composite"].double()}
+    last = trainer.last_record
+    return {"advantages": last.advantages.double(), "composite": last.rewards.double()}
 
 
 # ----- the plain-loop reference ---------------------------------------------------------------------------

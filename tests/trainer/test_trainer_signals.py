@@ -78,7 +78,7 @@ def test_conditional_ifd_matches_the_definition(trainer_factory, mode):
     trainer = trainer_factory(ifd_answer=mode)
     fixed.score(trainer, slice(None))
     expected = torch.tensor(_reference_ifd(trainer, mode))
-    torch.testing.assert_close(trainer._ispo_last["ifd"], expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(trainer.last_record.batch.signals.ifd, expected, rtol=1e-4, atol=1e-5)
     assert (expected != 0).sum() >= 6
 
 
@@ -87,11 +87,11 @@ def test_composite_and_advantages_follow_core(trainer_factory):
 
     trainer = trainer_factory(critical="entropy")
     output = fixed.score(trainer, slice(None))
-    last = trainer._ispo_last
-    assert torch.isnan(last["composite"][7]) and output["advantages"][7] == 0  # unscorable row
-    assert torch.equal(output["advantages"], group_advantages(last["composite"], fixed.NUM_GENERATIONS))
+    record = trainer.last_record
+    assert torch.isnan(record.rewards[7]) and output["advantages"][7] == 0  # unscorable row
+    assert torch.equal(output["advantages"], group_advantages(record.rewards, fixed.NUM_GENERATIONS))
     # outcome dominance inside each group
-    composite, outcome = last["composite"].view(-1, 4), last["outcome"].view(-1, 4)
+    composite, outcome = record.rewards.view(-1, 4), record.batch.outcome.view(-1, 4)
     for c, o in zip(composite, outcome, strict=True):
         right, wrong = c[o == 1], c[o == 0]
         if len(right) and len(wrong):
@@ -100,6 +100,28 @@ def test_composite_and_advantages_follow_core(trainer_factory):
     assert metrics["no_answer_rate"][-1] == pytest.approx(2 / 12)
     assert metrics["accuracy"][-1] == pytest.approx(6 / 11)
     assert 0 < metrics["critical/frac"][-1] <= 0.5
+
+
+def test_first_step_policy_is_the_base_so_no_token_is_critical(tiny_model_path, tmp_path, config_kwargs):
+    """Eq. 5 on the first step: pi_old == pi_base, every drift is 0 < 0.3 nats, so D and C are empty and
+    every R_token is 0 (the token term starts only once the policy has moved)."""
+    from datasets import Dataset
+
+    from ispo import ISPOConfig, ISPOTrainer
+
+    args = ISPOConfig(
+        **config_kwargs(
+            tmp_path / "out", per_device_train_batch_size=len(fixed.COMPLETIONS), num_generations=fixed.NUM_GENERATIONS
+        )
+    )
+    trainer = ISPOTrainer(tiny_model_path, args=args, train_dataset=Dataset.from_list(fixed.global_inputs()))
+    fixed.score(trainer, slice(None))  # no perturbation: the policy is the frozen base
+    record = trainer.last_record
+    signals = record.batch.signals
+    assert record.metrics["critical/frac"] == 0 and record.metrics["critical/drift_frac"] == 0
+    assert record.metrics["critical/entropy_frac"] > 0  # the entropy filter alone still selects
+    assert torch.equal(signals.token_reward, torch.zeros_like(signals.token_reward))
+    assert bool((signals.ifd != 0).any())  # the IFD term is there from the first step
 
 
 def test_non_finite_log_probs_stop_with_the_step(trainer_factory):
@@ -280,7 +302,9 @@ def test_two_process_training_runs_end_to_end(tmp_path):
     assert [r["step"] for r in records] == [1, 2]
     # step 1 measures the recorded decoding statistics against a forward on both processes (fp32: equal);
     # step 2 uses them, drift filter included
-    assert [r["ispo/pi_old_from_generation"] for r in records] == [0.0, 1.0] and records[-1]["critical/frac"] > 0
+    assert [r["ispo/pi_old_from_generation"] for r in records] == [0.0, 1.0]
+    # the entropy filter selects on every step; at step 1 the policy is its base, so the drift filter is empty
+    assert records[-1]["critical/entropy_frac"] > 0 and records[0]["critical/drift_frac"] == 0
 
 
 @pytest.mark.timeout(300)
@@ -307,3 +331,27 @@ def test_two_processes_compute_the_same_method_advantages(tiny_model_path, tmp_p
     torch.testing.assert_close(torch.tensor(two["gathered_local_advantages"]), torch.tensor(two["advantages"]))
     assert torch.tensor(one["advantages"]).abs().sum() > 0
     assert one["forwards_per_process"] == [forwards] and two["forwards_per_process"] == [forwards, forwards]
+
+
+def test_ispo_gathers_only_per_rollout_scalars(trainer_factory):
+    """ISPO's critical tokens depend on their own rollout alone: only (N,) tensors cross processes, so the
+    per-step traffic is O(N) whatever the completion length (docs/algorithm.md, "Where the signals are
+    computed"). A method that reads per-token statistics (token_credit="critical") still gathers (N, T)."""
+
+    def traffic(trainer) -> list[tuple[int, ...]]:
+        shapes, gather = [], trainer._forward.gather_rows
+
+        def counted(values, pad_value=0):
+            shapes.append(tuple(values.shape))
+            return gather(values, pad_value)
+
+        trainer._forward.gather_rows = counted
+        fixed.score(trainer, slice(None))
+        return shapes
+
+    rows = len(fixed.COMPLETIONS)
+    shapes = traffic(trainer_factory())
+    assert shapes and all(shape == (rows,) for shape in shapes), shapes
+    assert sum(shape[0] for shape in shapes) <= 10 * rows  # ten per-rollout scalars at most
+    per_token = traffic(trainer_factory(token_credit="critical"))
+    assert any(len(shape) == 2 for shape in per_token)

@@ -55,7 +55,8 @@ def main(model_dir: str, out_path: str, variant: str = "") -> None:
     local = total // int(os.environ.get("WORLD_SIZE", "1"))  # before any accelerate state exists
     settings = method_settings(variant)
     if settings is None:
-        config = dict(lambda_ifd=0.3, lambda_tok=0.3, rho_h=0.3)
+        # the drift filter needs a policy that has moved from its base: at 0.0 nats every token counts as drifted
+        config = dict(lambda_ifd=0.3, lambda_tok=0.3, entropy_top_frac=0.3, drift_threshold=0.0)
     else:
         fixed.OUTCOMES = OUTCOMES[settings.pop("outcomes", "fixed")]  # read by fixed.global_rewards
         config = dict(ispo_diagnostics=False, **settings)
@@ -101,15 +102,19 @@ def main(model_dir: str, out_path: str, variant: str = "") -> None:
     if local_advantages.dim() == 2:  # per-token advantages: each process's own token width
         local_advantages = trainer.accelerator.pad_across_processes(local_advantages, dim=1)
     advantages = trainer.accelerator.gather(local_advantages)
-    last = trainer._ispo_last
+    record = trainer.last_record
     if state.is_main_process:
-        keys = ("outcome", "composite", "advantages")
+        result = {
+            "outcome": record.batch.outcome.tolist(),
+            "composite": record.rewards.tolist(),
+            "advantages": record.advantages.tolist(),
+        }
         if settings is None:
-            keys += ("ifd", "token_reward")
-        result = {key: last[key].tolist() for key in keys}
+            result["ifd"] = record.batch.signals.ifd.tolist()
+            result["token_reward"] = record.batch.signals.token_reward.tolist()
         result["gathered_local_advantages"] = advantages.tolist()
         if settings is None:
-            result["critical_count"] = int(last["critical"].sum())
+            result["critical_count"] = int(record.batch.signals.num_critical.sum())
         result["method"] = args.method
         result["num_processes"] = state.num_processes
         result["forwards_per_process"] = forwards_per_process

@@ -30,7 +30,7 @@ class Pass(str, enum.Enum):
     """The statistics a method can ask for; each is one kind of forward pass (or none, when reused)."""
 
     PI_OLD = "pi_old"  # per-token log-probs and entropies of the sampled tokens under pi_old
-    REFERENCE = "reference"  # per-token log-probs under pi_ref (the drift filter)
+    REFERENCE = "reference"  # per-token log-probs under the frozen base pi_theta0 (the drift filter)
     ANSWER_WITHOUT_REASONING = "answer_without_reasoning"  # the rollout's answer after prompt + marker only
     GOLD_ANSWER = "gold_answer"  # the gold answer's tokens after prompt + reasoning + marker, and without reasoning
     PROMPT_ONLY = "prompt_only"  # per-token log-probs of the prompt itself
@@ -39,11 +39,34 @@ class Pass(str, enum.Enum):
 
 
 @dataclass
+class RolloutSignals:
+    """ISPO's signals, one scalar per rollout (docs/algorithm.md, Eqs. 2, 4-7 and the diagnostics).
+
+    Computed on each process from its own rows (a rollout's critical tokens depend on that rollout
+    alone), then gathered: only these (N,) tensors cross processes, never a per-token tensor. ``None``
+    where the pass behind a field did not run.
+    """
+
+    ifd: torch.Tensor | None = None  # (N,) Conditional IFD, nats per answer token; 0 without an answer
+    token_reward: torch.Tensor | None = None  # (N,) R_token (Eqs. 6-7); 0 where C is empty
+    num_valid: torch.Tensor | None = None  # (N,) completion tokens
+    num_entropy: torch.Tensor | None = None  # (N,) |E_i|
+    num_drift: torch.Tensor | None = None  # (N,) |D_i| (all valid tokens when no frozen base is available)
+    num_critical: torch.Tensor | None = None  # (N,) |C_i|
+    critical_entropy_sum: torch.Tensor | None = None  # (N,) sum of H over C_i (nats)
+    critical_prob_sum: torch.Tensor | None = None  # (N,) sum of pi_old(y_t) over C_i
+    entropy_sum: torch.Tensor | None = None  # (N,) sum of H over the completion
+    drift_sum: torch.Tensor | None = None  # (N,) sum of log pi_old - log pi_base over the completion
+
+
+@dataclass
 class RolloutBatch:
     """One generation batch as the method sees it: global rows (N = P * G), in TRL's order.
 
-    Filled stage by stage by ``ISPOTrainer``: outcome first, then the statistics of the passes that
-    ran (``None`` when a pass did not run), gathered across processes.
+    Filled stage by stage by ``ISPOTrainer``: outcome first, then ISPO's per-rollout ``signals``, then
+    the per-token statistics of the passes that ran (``None`` when a pass did not run, or when the
+    method reads no per-token statistic: ``Method.token_statistics``), gathered across processes. A
+    method's tests build one by hand (tests/methods/).
     """
 
     num_generations: int
@@ -51,11 +74,12 @@ class RolloutBatch:
     auxiliary: torch.Tensor  # (N,) weighted sum of the auxiliary reward functions (0 when there are none)
     reward: torch.Tensor  # (N,) TRL's reward: the weighted sum of every function, NaN where all are None
     has_answer: torch.Tensor  # (N,) bool: an answer span was found
-    valid: torch.Tensor  # (N, T) bool: real completion tokens
+    valid: torch.Tensor | None  # (N, T) bool: real completion tokens (None when no per-token statistic is gathered)
     vocab_size: int
+    signals: RolloutSignals = field(default_factory=RolloutSignals)  # ISPO's per-rollout signals
     old_logps: torch.Tensor | None = None  # (N, T) log p of sampled tokens under pi_old
     entropies: torch.Tensor | None = None  # (N, T) entropy of pi_old(. | prefix), nats
-    drift: torch.Tensor | None = None  # (N, T) |log pi_old - log pi_ref|
+    base_logps: torch.Tensor | None = None  # (N, T) log p of sampled tokens under the frozen base pi_theta0
     answer_logps_with: torch.Tensor | None = None  # (N, A) the rollout's answer tokens, reasoning in context
     answer_logps_without: torch.Tensor | None = None  # (N, A) the same tokens after prompt + marker only
     answer_mask: torch.Tensor | None = None  # (N, A) bool; all false for a rollout without an answer
@@ -88,14 +112,11 @@ class MethodOutput:
       ``advantages`` is None the trainer turns it into TRL's group advantages (``scale_rewards``).
     - ``advantages`` (N,) or (N, T): used as they are (per-token advantages go to TRL's loss as is).
     - both None: TRL's own advantages stand (plain GRPO, bit for bit).
-    - ``token_reward`` (N,) and ``critical`` (N, T): the ISPO token signal, when the method has one.
-    - ``metrics``: extra scalars to log, e.g. ``{"ifd/saturated": 0.3}``.
+    - ``metrics``: extra scalars to log.
     """
 
     rewards: torch.Tensor | None = None
     advantages: torch.Tensor | None = None
-    token_reward: torch.Tensor | None = None
-    critical: torch.Tensor | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -113,6 +134,8 @@ class Method:
     trl_settings: dict[str, Any] = field(default_factory=dict)  # GRPOConfig fields the method implies
     uses_outcome: bool = True  # reads R_o as a 0/1 outcome (GRPO's family trains on TRL's reward as it is)
     summary: str = ""
+    # whether compute reads the per-token (N, T) statistics (gathered across processes) for a given config
+    token_statistics: Callable[[Any], bool] = lambda config: True
 
 
 METHODS: dict[str, Method] = {}
@@ -126,6 +149,7 @@ def register_method(
     trl_settings: dict[str, Any] | None = None,
     uses_outcome: bool = True,
     summary: str = "",
+    token_statistics: bool | Callable[[Any], bool] = True,
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator: register ``compute`` under ``name``.
 
@@ -134,6 +158,8 @@ def register_method(
     another method). ``trl_settings`` are ``GRPOConfig`` fields the method implies (Dr.GRPO's loss type):
     ``ISPOConfig`` fills them where the user left the default and refuses a conflicting value.
     ``uses_outcome=False`` (GRPO's family) skips the 0/1 check on R_o: such methods train on TRL's reward.
+    ``token_statistics`` (a bool, or a function of the config) says whether ``compute`` reads the
+    per-token statistics of ``RolloutBatch``; when it does not, only per-rollout scalars cross processes.
     """
     if not name or not name.replace("_", "").isalnum():
         raise ValueError(f"method name must be a non-empty identifier, got {name!r}")
@@ -154,6 +180,7 @@ def register_method(
             trl_settings=dict(trl_settings or {}),
             uses_outcome=uses_outcome,
             summary=summary or (compute.__doc__ or "").strip().split("\n")[0],
+            token_statistics=token_statistics if callable(token_statistics) else (lambda config: token_statistics),
         )
         return compute
 

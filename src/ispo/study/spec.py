@@ -156,6 +156,7 @@ def _resolve_method(name: str, spec: dict, check) -> tuple[dict[str, Any], dict[
     from ispo.cli_args import flag_fields, parse_value
     from ispo.demo.run import SHARED_FIELDS, method_fields
     from ispo.trainer import ISPOConfig
+    from ispo.trainer.config import removed_field_error
 
     annotations = {item.name: item.annotation for item in flag_fields(ISPOConfig)}
     values: dict[str, Any] = {}
@@ -164,6 +165,8 @@ def _resolve_method(name: str, spec: dict, check) -> tuple[dict[str, Any], dict[
         if key == "preset":
             values[key] = value
             continue
+        if removed_field_error(key):
+            raise StudyError(f"methods.{name}.{key}: {removed_field_error(key)}")
         if key not in annotations:
             raise StudyError(f"methods.{name}.{key}: unknown ISPOConfig field")
         if key in SHARED_FIELDS:

@@ -24,8 +24,12 @@ LEVELS: tuple[str, ...] = ("easy", "medium", "hard", "all")
 INDICES: tuple[tuple[str, str, str], ...] = (
     ("zero_adv_rate/outcome late", "zero_adv_rate/outcome", "late"),
     ("zero_adv_rate/composite late", "zero_adv_rate/composite", "late"),
+    ("hc/entropy_incorrect early", "hc/entropy_incorrect", "early"),
+    ("hc/entropy_incorrect late", "hc/entropy_incorrect", "late"),
     ("hc/incorrect early", "hc/incorrect", "early"),
     ("hc/incorrect late", "hc/incorrect", "late"),
+    ("critical/frac late", "critical/frac", "late"),
+    ("dominance/violations late", "dominance/violations", "late"),
     ("entropy/pi_old late", "entropy/pi_old", "late"),
 )
 

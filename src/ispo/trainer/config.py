@@ -9,19 +9,40 @@ them under another method (docs/methods.md).
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from trl import GRPOConfig
 
-from ispo.answers.formats import ANSWER_FORMATS, AnswerFormat
-from ispo.core import CRITICAL_MODES, INTRINSIC_GROUPS, INTRINSIC_SCALES
+from ispo.answers.formats import AnswerFormat
+from ispo.core import CriticalMode, IntrinsicGroups, IntrinsicScale, paper
 
-IFD_ANSWERS: tuple[str, ...] = ("sampled", "reference")
-TOKEN_CREDITS: tuple[str, ...] = ("sequence", "critical")
+IfdAnswer = Literal["sampled", "reference"]
+TokenCredit = Literal["sequence", "critical"]
 
-# critical mode -> whether it needs the drift filter (hence a reference model)
+# critical mode -> whether it needs the drift filter (hence a frozen base model)
 CRITICAL_NEEDS_DRIFT: dict[str, bool] = {"intersection": True, "entropy": False, "drift": True, "union": True}
+
+# Fields of the earlier reading of the paper (docs/algorithm.md, "What changed"): a recipe, flag or study
+# file that still sets one gets this line instead of an unknown-field error.
+REMOVED_FIELDS: dict[str, str] = {
+    "kappa": "removed: the paper's IFD enters the reward raw, without tanh(S / kappa) (docs/algorithm.md, Eq. 8)",
+    "rho_h": "replaced by entropy_top_frac: the share of each rollout's tokens, not of the batch (docs/algorithm.md, "
+    "Eq. 4)",
+    "rho_d": "removed: the drift filter is a fixed signed threshold, drift_threshold (docs/algorithm.md, Eq. 5)",
+    "delta_min": "replaced by drift_threshold: log pi_old - log pi_base >= drift_threshold nats (docs/algorithm.md, "
+    "Eq. 5)",
+    "tau": "replaced by hinge_tau, in nats of raw entropy (docs/algorithm.md, Eq. 7)",
+    "eta": "replaced by hinge_beta, the hinge's slope (docs/algorithm.md, Eq. 7)",
+}
+
+
+def removed_field_error(name: str) -> str | None:
+    """The one-line message for a field of the earlier reading (``REMOVED_FIELDS``), or None."""
+    if name not in REMOVED_FIELDS:
+        return None
+    return f"ISPOConfig.{name} was {REMOVED_FIELDS[name]}"
 
 
 @dataclass
@@ -48,101 +69,92 @@ class ISPOConfig(GRPOConfig):
     )
 
     lambda_ifd: float = field(
-        default=0.2,
+        default=paper.LAMBDA_IFD,
         metadata={
-            "help": "Weight of the bounded Conditional IFD term in the composite reward (docs/algorithm.md §3). "
-            "[ours] 0.2."
+            "help": "lambda_1: weight of the raw Conditional IFD term, signed by the outcome "
+            "(docs/algorithm.md, Eq. 8). Paper: 0.5."
         },
     )
     lambda_tok: float = field(
-        default=0.2,
-        metadata={"help": "Weight of the token-level directional reward T_i (docs/algorithm.md §3). [ours] 0.2."},
-    )
-    kappa: float | str = field(
-        default=2.0,
+        default=paper.LAMBDA_TOK,
         metadata={
-            "help": "IFD bound: S~ = tanh(S / kappa) (docs/algorithm.md §1). A number > 0, or 'auto' (the batch "
-            "median of |S| over answered rollouts, docs/algorithm.md §3b). [ours] 2.0."
+            "help": "lambda_2: weight of the token-level directional reward (docs/algorithm.md, Eq. 8). Paper: 0.1."
         },
     )
-    rho_h: float = field(
-        default=0.2,
+    entropy_top_frac: float = field(
+        default=paper.ENTROPY_TOP_FRAC,
         metadata={
-            "help": "Entropy filter: share of the batch's valid tokens with the highest entropy "
-            "(docs/algorithm.md §2). [ours] 0.2."
+            "help": "Entropy filter: share k of each rollout's completion tokens with the highest entropy, in (0, 1] "
+            "(docs/algorithm.md, Eq. 4). Paper: 0.1."
         },
     )
-    rho_d: float = field(
-        default=0.5,
+    drift_threshold: float = field(
+        default=paper.DRIFT_THRESHOLD,
         metadata={
-            "help": "Drift filter: share of the batch's valid tokens with the largest |log pi_old - log pi_ref| "
-            "(docs/algorithm.md §2). [ours] 0.5."
+            "help": "Drift filter: tokens with log pi_old - log pi_base >= this many nats, signed "
+            "(docs/algorithm.md, Eq. 5). Paper: 0.3."
         },
     )
-    delta_min: float = field(
-        default=1e-3,
+    hinge_tau: float = field(
+        default=paper.HINGE_TAU,
         metadata={
-            "help": "Drift filter: minimum drift for a token to count as drifted (docs/algorithm.md §2). [ours] 1e-3."
+            "help": "tau_H: raw entropy (nats) below which a critical token of an incorrect rollout is penalised "
+            "(docs/algorithm.md, Eq. 7). Paper: 0.3."
         },
     )
-    tau: float = field(
-        default=0.3,
+    entropy_alpha: float = field(
+        default=paper.ENTROPY_ALPHA,
         metadata={
-            "help": "Hinge threshold on normalised entropy for incorrect rollouts, in [0, 1] "
-            "(docs/algorithm.md §2). [ours] 0.3."
+            "help": "alpha: weight of the entropy reward at critical tokens of incorrect rollouts, >= 0 "
+            "(docs/algorithm.md, Eq. 7). Paper: 1.0."
         },
     )
-    eta: float = field(
-        default=1.0,
+    hinge_beta: float = field(
+        default=paper.HINGE_BETA,
         metadata={
-            "help": "Hinge slope for confident tokens of incorrect rollouts, >= 0 (docs/algorithm.md §2). [ours] 1.0."
+            "help": "beta of Eq. 7 (not TRL's KL beta): slope of the confidence hinge, >= 0; 0 is the paper's "
+            "'beta = 0' ablation (docs/algorithm.md, Eq. 7). Paper: 1.0."
         },
     )
-    critical: Literal["intersection", "entropy", "drift", "union"] = field(
+    critical: CriticalMode = field(
         default="intersection",
         metadata={
             "help": "Critical tokens: 'intersection' (entropy AND drift, the paper's), 'entropy', 'drift' or 'union'. "
             "Drift needs a reference model: TRL's when beta > 0, else ISPOTrainer loads one.",
-            "choices": list(CRITICAL_MODES),
         },
     )
-    ifd_answer: Literal["sampled", "reference"] = field(
+    ifd_answer: IfdAnswer = field(
         default="sampled",
         metadata={
             "help": "IFD answer tokens: 'sampled' (the rollout's own answer, outcome-conditioned sign) or 'reference' "
             "(the gold answer's tokens, no sign; one counterfactual per prompt). [ours] option.",
-            "choices": list(IFD_ANSWERS),
         },
     )
     answer_format: AnswerFormat = field(
         default="boxed",
         metadata={
             "help": "Where the final answer is: 'boxed' (\\boxed{...}) or 'answer_tag' (<answer>...</answer>).",
-            "choices": list(ANSWER_FORMATS),
         },
     )
-    token_credit: Literal["sequence", "critical"] = field(
+    token_credit: TokenCredit = field(
         default="sequence",
         metadata={
             "help": "How the token reward enters: 'sequence' (one T_i per rollout in the composite reward) or "
             "'critical' (per-token advantages on critical tokens, docs/algorithm.md §3b). [ours]",
-            "choices": list(TOKEN_CREDITS),
         },
     )
-    intrinsic_scale: Literal["group", "none", "outcome_floor", "decoupled"] = field(
+    intrinsic_scale: IntrinsicScale = field(
         default="group",
         metadata={
             "help": "How the composite reward is normalised in groups: 'group' (TRL's scale_rewards, the paper's), "
             "'none', 'outcome_floor' or 'decoupled' (docs/algorithm.md §3b). [ours] option.",
-            "choices": list(INTRINSIC_SCALES),
         },
     )
-    intrinsic_groups: Literal["all", "mixed", "uniform"] = field(
+    intrinsic_groups: IntrinsicGroups = field(
         default="all",
         metadata={
             "help": "Which groups receive the intrinsic terms: 'all', 'mixed' (outcomes differ) or 'uniform' "
             "(all outcomes equal) (docs/algorithm.md §3b). [ours] option.",
-            "choices": list(INTRINSIC_GROUPS),
         },
     )
     token_asymmetry: bool = field(
@@ -157,7 +169,6 @@ class ISPOConfig(GRPOConfig):
         default="replace",
         metadata={
             "help": "self_certainty: 'replace' (no verifier, Intuitor) or 'add' (outcome + weight x self-certainty).",
-            "choices": ["replace", "add"],
         },
     )
     self_certainty_weight: float = field(
@@ -168,7 +179,6 @@ class ISPOConfig(GRPOConfig):
         metadata={
             "help": "self_certainty 'add': sum the standardised advantages (official) or standardise the summed "
             "rewards [ours].",
-            "choices": ["advantages", "rewards"],
         },
     )
     rlpr_aggregate: Literal["mean_prob", "geometric_mean_prob", "mean_log_prob", "sum_log_prob", "sequence_prob"] = (
@@ -176,7 +186,6 @@ class ISPOConfig(GRPOConfig):
             default="mean_prob",
             metadata={
                 "help": "rlpr: how the gold answer's token probabilities are aggregated (RLPR: mean of probabilities).",
-                "choices": ["mean_prob", "geometric_mean_prob", "mean_log_prob", "sum_log_prob", "sequence_prob"],
             },
         )
     )
@@ -207,13 +216,12 @@ class ISPOConfig(GRPOConfig):
     )
     prog_apply_to: Literal["all", "correct"] = field(
         default="all",
-        metadata={"help": "prog: which rollouts get the correction [ours].", "choices": ["all", "correct"]},
+        metadata={"help": "prog: which rollouts get the correction [ours]."},
     )
     pacr_variant: Literal["dense", "sparse"] = field(
         default="dense",
         metadata={
             "help": "pacr: 'dense' (per-token process advantages) or 'sparse' (a bonus on the reward) [ours].",
-            "choices": ["dense", "sparse"],
         },
     )
     pacr_gamma: float = field(default=1.0, metadata={"help": "pacr: discount of the step returns."})
@@ -231,8 +239,8 @@ class ISPOConfig(GRPOConfig):
     allow_outcome_override: bool = field(
         default=False,
         metadata={
-            "help": "Allow weights with 2*lambda_ifd + lambda_tok >= 1, where intrinsic terms can rank an incorrect "
-            "rollout above a correct one (docs/algorithm.md §3, outcome dominance). [ours]"
+            "help": "Allow an outcome reward (outcome_reward) whose reward weight is not 1; R_o is read as a 0/1 "
+            "outcome, so a scaled one changes the composite's balance. [ours]"
         },
     )
     ispo_diagnostics: bool = field(
@@ -245,6 +253,8 @@ class ISPOConfig(GRPOConfig):
     )
 
     def __post_init__(self):
+        _coerce_text_values(self)
+        _check_choices(self)
         _apply_method_settings(self)
         super().__post_init__()
         _check_fields(self)
@@ -257,6 +267,59 @@ class ISPOConfig(GRPOConfig):
     @property
     def needs_drift(self) -> bool:
         return CRITICAL_NEEDS_DRIFT[self.critical]
+
+
+def _coerce_text_values(config: ISPOConfig) -> None:
+    """Text where the field's annotation wants a number, a boolean or a choice: converted by the one rule of
+    ``ispo.cli_args.parse_value`` (YAML reads ``1e-4`` as text; so do flags and study files)."""
+    from ispo.cli_args import parse_value
+
+    hints = _hints()
+    for f in fields(config):
+        value = getattr(config, f.name)
+        annotation = hints.get(f.name)
+        if not isinstance(value, str) or annotation is None or _accepts_text(annotation):
+            continue
+        setattr(config, f.name, parse_value(value, annotation, flag=f"ISPOConfig.{f.name}"))
+
+
+def _check_choices(config: ISPOConfig) -> None:
+    """Every ``Literal`` field, of every method, checked in one place against its annotation's choices."""
+    hints = _hints()
+    for f in fields(config):
+        choices = _literal_choices(hints.get(f.name))
+        if choices is not None and getattr(config, f.name) not in choices:
+            raise ValueError(
+                f"ISPOConfig.{f.name} must be one of {', '.join(map(str, choices))}, got {getattr(config, f.name)!r}"
+            )
+
+
+_HINTS: dict[str, object] | None = None
+
+
+def _hints() -> dict[str, object]:
+    global _HINTS
+    if _HINTS is None:
+        _HINTS = typing.get_type_hints(ISPOConfig)
+    return _HINTS
+
+
+def _literal_choices(annotation) -> tuple | None:
+    """The choices of ``Literal[...]`` (or ``Literal[...] | None``, None included), else None."""
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    members = typing.get_args(annotation)
+    literals = [m for m in members if typing.get_origin(m) is Literal]
+    if len(literals) == 1 and len(members) == 2 and type(None) in members:
+        return (*typing.get_args(literals[0]), None)
+    return None
+
+
+def _accepts_text(annotation) -> bool:
+    """Whether a plain string is a valid value of ``annotation`` as written (str, Any, a union with str)."""
+    if annotation in (str, typing.Any, object):
+        return True
+    return str in typing.get_args(annotation)
 
 
 def _apply_method_settings(config: ISPOConfig) -> None:
@@ -288,7 +351,7 @@ def _check_method_fields(config: ISPOConfig) -> None:
 
 
 def _check_fields(config: ISPOConfig) -> None:
-    """Raise ``ValueError`` naming the first invalid ISPO field."""
+    """Raise ``ValueError`` naming the first invalid ISPO field (choices are checked by ``_check_choices``)."""
 
     def require(name: str, ok: bool, what: str) -> None:
         if not ok:
@@ -297,32 +360,27 @@ def _check_fields(config: ISPOConfig) -> None:
     from ispo.methods import get_method
 
     _check_method_fields(config)
-    if isinstance(config.kappa, str) and config.kappa != "auto":
-        try:
-            config.kappa = float(config.kappa)
-        except ValueError:
-            raise ValueError(f"ISPOConfig.kappa must be a number > 0 or 'auto', got {config.kappa!r}") from None
     if config.outcome_reward is not None:
         config.outcome_reward = str(config.outcome_reward)
-    numbers = ("lambda_ifd", "lambda_tok", "rho_h", "rho_d", "delta_min", "tau", "eta")
-    for name in numbers + (() if config.kappa == "auto" else ("kappa",)):
+    numbers = (
+        "lambda_ifd",
+        "lambda_tok",
+        "entropy_top_frac",
+        "drift_threshold",
+        "hinge_tau",
+        "entropy_alpha",
+        "hinge_beta",
+    )
+    for name in numbers:
         value = getattr(config, name)
         require(name, isinstance(value, (int, float)) and not isinstance(value, bool), "must be a number")
         require(name, math.isfinite(value), "must be finite")
     require("lambda_ifd", config.lambda_ifd >= 0, "must be >= 0")
     require("lambda_tok", config.lambda_tok >= 0, "must be >= 0")
-    require("kappa", config.kappa == "auto" or config.kappa > 0, "must be > 0 or 'auto'")
-    require("rho_h", 0 < config.rho_h <= 1, "must be in (0, 1]")
-    require("rho_d", 0 < config.rho_d <= 1, "must be in (0, 1]")
-    require("delta_min", config.delta_min >= 0, "must be >= 0")
-    require("tau", 0 <= config.tau <= 1, "must be in [0, 1]")
-    require("eta", config.eta >= 0, "must be >= 0")
-    require("critical", config.critical in CRITICAL_MODES, f"must be one of {CRITICAL_MODES}")
-    require("ifd_answer", config.ifd_answer in IFD_ANSWERS, f"must be one of {IFD_ANSWERS}")
-    require("answer_format", config.answer_format in ANSWER_FORMATS, f"must be one of {ANSWER_FORMATS}")
-    require("token_credit", config.token_credit in TOKEN_CREDITS, f"must be one of {TOKEN_CREDITS}")
-    require("intrinsic_scale", config.intrinsic_scale in INTRINSIC_SCALES, f"must be one of {INTRINSIC_SCALES}")
-    require("intrinsic_groups", config.intrinsic_groups in INTRINSIC_GROUPS, f"must be one of {INTRINSIC_GROUPS}")
+    require("entropy_top_frac", 0 < config.entropy_top_frac <= 1, "must be in (0, 1]")
+    require("hinge_tau", config.hinge_tau >= 0, "must be >= 0")
+    require("entropy_alpha", config.entropy_alpha >= 0, "must be >= 0")
+    require("hinge_beta", config.hinge_beta >= 0, "must be >= 0")
     require("token_asymmetry", isinstance(config.token_asymmetry, bool), "must be true or false")
     require("self_certainty_weight", config.self_certainty_weight >= 0, "must be >= 0")
     require("rlpr_filter_beta", config.rlpr_filter_beta >= 0, "must be >= 0")
@@ -339,12 +397,6 @@ def _check_fields(config: ISPOConfig) -> None:
         isinstance(config.pacr_max_steps, int) and config.pacr_max_steps >= 1,
         "must be an integer >= 1",
     )
-    if not config.allow_outcome_override and 2 * config.lambda_ifd + config.lambda_tok >= 1:
-        raise ValueError(
-            f"ISPOConfig.lambda_ifd / lambda_tok: 2*lambda_ifd + lambda_tok = "
-            f"{2 * config.lambda_ifd + config.lambda_tok:g} >= 1 lets intrinsic terms rank an incorrect rollout "
-            "above a correct one (docs/algorithm.md §3); lower them or set allow_outcome_override=True"
-        )
     replaces_advantages = config.ispo_enabled if config.method == "ispo" else get_method(config.method).uses_outcome
     if replaces_advantages and config.multi_objective_aggregation != "sum_then_normalize":
         raise ValueError(

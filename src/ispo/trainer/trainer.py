@@ -26,7 +26,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -38,25 +38,21 @@ from trl.trainer.utils import add_fused_lm_head, create_model_from_path, disable
 from ispo.answers import ANSWER_MARKERS, AnswerTokens, locate_answer_tokens
 from ispo.core import (
     group_advantages,
-    group_is_constant,
-    masked_mean,
     newline_step_boundaries,
-    normalized_entropy,
     step_ids_from_boundaries,
-    token_drift,
     token_self_certainty,
-    zero_advantage_groups,
 )
-from ispo.methods import MethodOutput, Pass, RolloutBatch, get_method
-from ispo.methods.builtin import ifd_signal, ispo_signal_passes, ispo_token_signal
+from ispo.methods import MethodOutput, Pass, RolloutBatch, RolloutSignals, get_method
+from ispo.methods.builtin import ispo_rollout_signals, ispo_signal_passes
 from ispo.models.recording import GenerationRecorder
 from ispo.rewards import math_accuracy_reward
 from ispo.trainer.config import ISPOConfig
+from ispo.trainer.diagnostics import step_diagnostics
 from ispo.trainer.metrics import MetricsWriter
 from ispo.trainer.passes import Continuation, ForwardPasses, scatter_rows, take_ranges
 
-# Recorded decoding statistics are trusted when they match a full forward this closely (an order of
-# magnitude below the drift filter's default floor delta_min = 1e-3, so rounding cannot read as drift).
+# Recorded decoding statistics are trusted when they match a full forward this closely: far below the
+# drift filter's 0.3 nats and the hinge's 0.3 nats of entropy, so rounding cannot move a critical token.
 RECORDING_TOLERANCE = 1e-4
 
 
@@ -79,6 +75,21 @@ def check_dataset_rows(dataset, name: str, required: Sequence[str]) -> None:
                 raise ValueError(f"{name} row {index}: {column!r} is empty")
 
 
+@dataclass(frozen=True)
+class StepRecord:
+    """What one scored batch was trained on: ``ISPOTrainer.last_record`` after each generation batch.
+
+    The public way to read a step's values (tests, callbacks, notebooks); global rows (N = P * G).
+    """
+
+    batch: RolloutBatch  # the step's record: outcome, per-rollout signals, gathered statistics
+    rewards: torch.Tensor  # (N,) the reward trained on (ISPO's composite, or TRL's reward for GRPO)
+    advantages: torch.Tensor  # (N,) or (N, T) the advantages trained on
+    trl_advantages_local: torch.Tensor  # (B,) TRL's own advantages of this process's rows (GRPO's)
+    metrics: dict[str, float]  # the diagnostics logged for this batch
+    local_statistics: dict[str, torch.Tensor]  # this process's per-token statistics ((B, T): old_logps, ...)
+
+
 @dataclass
 class LocalRollouts:
     """This process's rows of the generation batch, as the statistics passes need them."""
@@ -95,6 +106,10 @@ class LocalRollouts:
     @property
     def logits_to_keep(self) -> int:
         return self.output["completion_ids"].size(1)
+
+    @property
+    def num_rows(self) -> int:
+        return self.output["completion_ids"].size(0)
 
 
 class ISPOTrainer(GRPOTrainer):
@@ -126,6 +141,8 @@ class ISPOTrainer(GRPOTrainer):
             reward_funcs = [math_accuracy_reward(args.answer_format)]
         self._method = get_method(args.method)
         self._passes = self._method.passes(args) | (ispo_signal_passes(args) if args.ispo_diagnostics else set())
+        # ISPO's per-rollout signals: what the method trains on, or what the diagnostics log
+        self._ispo_signals = args.method == "ispo" or args.ispo_diagnostics
         needs_gold = Pass.GOLD_ANSWER in self._passes or Pass.GOLD_PER_STEP in self._passes
         required = ["prompt"] + (["answer"] if default_reward or needs_gold else [])
         check_dataset_rows(train_dataset, "train_dataset", required)
@@ -153,6 +170,7 @@ class ISPOTrainer(GRPOTrainer):
         self._newline_token_ids: set[int] | None = None  # PACR's step delimiters, read off the vocabulary once
         self._metrics_writer = MetricsWriter(os.path.join(args.output_dir, "metrics.jsonl"))
         self._warned: set[str] = set()
+        self.last_record: StepRecord | None = None  # the latest scored batch (public; see StepRecord)
         self._vocab_size = int(self.model.config.get_text_config().vocab_size)
         if own_reference:
             if uses_peft:
@@ -308,22 +326,24 @@ class ISPOTrainer(GRPOTrainer):
     # ----- the stages -------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _score_rollouts(self, output: dict[str, Any], inputs: list[dict], captured: list) -> None:
-        """Outcome -> statistics passes -> gather -> method -> advantages -> diagnostics, for one batch."""
+    def _score_rollouts(self, output: dict[str, Any], inputs: list[dict], captured: list) -> StepRecord:
+        """Outcome -> passes -> what crosses processes -> method -> advantages -> diagnostics, for one batch."""
         mode = "train" if self.model.training else "eval"
         start = time.perf_counter()
         timings: dict[str, float] = {}
         local = self._local_rollouts(output, inputs, mode)
         batch = self._outcome_stage(local, mode)
         statistics = self._statistics_stage(local, captured, timings)
-        batch = self._gather_stage(batch, local, statistics)
+        batch = self._exchange_stage(batch, local, statistics)
         result = self._method.compute(batch, self.args)
-        advantages = self._advantages_stage(output, batch, result)
-        self._diagnostics_stage(batch, result, advantages, mode)
+        rewards, advantages, trl_local = self._advantages_stage(output, batch, result)
+        metrics = {**step_diagnostics(batch, rewards, advantages), **result.metrics}
         if self._passes:  # GRPO without diagnostics runs no pass: nothing worth timing
             timings["time/ispo_total"] = time.perf_counter() - start
-        for key, seconds in timings.items():
-            self._metrics[mode][key].append(seconds)
+        for key, value in {**metrics, **timings}.items():
+            self._metrics[mode][key].append(value)
+        self.last_record = StepRecord(batch, rewards, advantages, trl_local, metrics, statistics)
+        return self.last_record
 
     def _local_rollouts(self, output: dict[str, Any], inputs: list[dict], mode: str) -> LocalRollouts:
         args = self.args
@@ -384,9 +404,9 @@ class ISPOTrainer(GRPOTrainer):
         if passes & {Pass.PI_OLD, Pass.REFERENCE, Pass.ANSWER_WITHOUT_REASONING}:
             statistics["old_logps"], statistics["entropies"] = self._pi_old_statistics(local, captured, timings)
         if Pass.REFERENCE in passes:
-            drift = self._drift(local, statistics["old_logps"], timings)
-            if drift is not None:
-                statistics["drift"] = drift
+            base_logps = self._base_logps(local, timings)
+            if base_logps is not None:
+                statistics["base_logps"] = base_logps
         if Pass.ANSWER_WITHOUT_REASONING in passes:
             with _timed(timings, "time/ispo_counterfactual"):
                 statistics.update(self._answer_without_reasoning(local, statistics["old_logps"]))
@@ -407,31 +427,61 @@ class ISPOTrainer(GRPOTrainer):
                 statistics["token_self_certainty"] = self._forward.vocab_logits(
                     local.input_ids, local.attention_mask, local.logits_to_keep, local.batch_size, token_self_certainty
                 )
-        for name in ("old_logps", "entropies", "drift", "token_self_certainty"):
+        for name in ("old_logps", "entropies", "base_logps", "token_self_certainty"):
             if name in statistics:
                 self._check_finite(f"rollout {name}", statistics[name], local.valid)
         return statistics
 
-    def _gather_stage(self, batch: RolloutBatch, local: LocalRollouts, statistics: dict) -> RolloutBatch:
-        """One gather of every local statistic (token dimensions padded to the widest process)."""
+    def _exchange_stage(self, batch: RolloutBatch, local: LocalRollouts, statistics: dict) -> RolloutBatch:
+        """What crosses processes: ISPO's per-rollout signals, computed where the rollouts live, always;
+        the per-token statistics only for a method that reads them (``Method.token_statistics``)."""
         gather = self._forward.gather_rows
-        batch.valid = gather(local.valid)
-        for name, values in statistics.items():
-            setattr(batch, name, gather(values, pad_value=-1 if name == "step_ids" else 0))
+        rows = self._local_rows(local)
+        local_batch = RolloutBatch(
+            num_generations=batch.num_generations,
+            outcome=batch.outcome[rows],
+            auxiliary=batch.auxiliary[rows],
+            reward=batch.reward[rows],
+            has_answer=batch.has_answer[rows],
+            valid=local.valid,
+            vocab_size=batch.vocab_size,
+            **statistics,
+        )
+        signals = ispo_rollout_signals(local_batch, self.args) if self._ispo_signals else RolloutSignals()
+        signals.num_valid = local.valid.sum(dim=1).float()
+        batch.signals = RolloutSignals(
+            **{
+                f.name: gather(getattr(signals, f.name))
+                for f in fields(signals)
+                if getattr(signals, f.name) is not None
+            }
+        )
+        if self._method.token_statistics(self.args):
+            batch.valid = gather(local.valid)
+            for name, values in statistics.items():
+                setattr(batch, name, gather(values, pad_value=-1 if name == "step_ids" else 0))
+        else:
+            batch.valid = None
         batch.state = self._method_state
         return batch
 
-    def _advantages_stage(self, output: dict[str, Any], batch: RolloutBatch, result: MethodOutput) -> torch.Tensor:
-        """The global advantages trained on; writes this process's rows into ``output["advantages"]``."""
+    def _local_rows(self, local: LocalRollouts) -> slice:
+        """This process's rows of the global batch (TRL gives each process a contiguous block)."""
+        index = self.accelerator.process_index
+        return slice(index * local.num_rows, (index + 1) * local.num_rows)
+
+    def _advantages_stage(self, output: dict[str, Any], batch: RolloutBatch, result: MethodOutput):
+        """``(rewards, advantages, TRL's local advantages)``: the global reward and advantages trained on;
+        writes this process's rows of the advantages into ``output["advantages"]``."""
+        rewards = result.rewards if result.rewards is not None else batch.reward
         advantages = result.advantages
         if advantages is None and result.rewards is not None:
             advantages = group_advantages(result.rewards, batch.num_generations, scale=self.scale_rewards)
-        self._trl_advantages_local = output["advantages"]
+        trl_local = output["advantages"]
         if advantages is None:  # TRL's advantages stand (GRPO bit for bit)
-            return group_advantages(batch.reward, batch.num_generations, scale=self.scale_rewards)
-        local_rows = output["completion_ids"].size(0)
-        rows = slice(self.accelerator.process_index * local_rows, (self.accelerator.process_index + 1) * local_rows)
-        local = advantages[rows]
+            return rewards, group_advantages(batch.reward, batch.num_generations, scale=self.scale_rewards), trl_local
+        index, rows = self.accelerator.process_index, len(trl_local)
+        local = advantages[index * rows : (index + 1) * rows]
         if local.dim() == 2:  # per-token advantages: the local token width
             local = local[:, : output["completion_ids"].size(1)]
         output["advantages"] = local.to(output["advantages"].dtype)
@@ -441,63 +491,7 @@ class ISPOTrainer(GRPOTrainer):
             for _ in range(min(len(advantages), len(logged))):
                 logged.pop()
             logged.extend(advantages.tolist())
-        return advantages
-
-    def _diagnostics_stage(self, batch: RolloutBatch, result: MethodOutput, advantages: torch.Tensor, mode: str):
-        """The failure-mode diagnostics (docs/algorithm.md §4) for every method; NaN/absent when not computed."""
-        args, metrics, g = self.args, self._metrics[mode], batch.num_generations
-        correct, scorable = batch.correct, batch.scorable
-        incorrect = scorable & ~correct
-        metrics["zero_adv_rate/outcome"].append(group_is_constant(batch.outcome, g).float().mean().item())
-        metrics["zero_adv_rate/composite"].append(
-            zero_advantage_groups(advantages, g, batch.valid if advantages.dim() == 2 else None).float().mean().item()
-        )
-        metrics["accuracy"].append(masked_mean(correct.float(), scorable).item())
-        metrics["no_answer_rate"].append((~batch.has_answer).float().mean().item())
-        metrics["completion_length"].append(batch.valid.float().sum(dim=1).mean().item())
-        rewards = result.rewards if result.rewards is not None else batch.reward
-        metrics["reward/composite"].append(torch.nanmean(rewards).item())
-        for key, value in result.metrics.items():
-            metrics[key].append(value)
-        self._ispo_last = {
-            "outcome": batch.outcome,
-            "composite": rewards,
-            "advantages": advantages,
-            "batch": batch,
-            "result": result,
-            "trl_advantages_local": self._trl_advantages_local,
-        }
-        ifd = ifd_signal(batch, args)
-        if ifd is not None:
-            answered_incorrect = incorrect & batch.has_answer  # S = 0 without an answer is a definition, not a measure
-            metrics["ifd/correct"].append(masked_mean(ifd, correct).item())
-            metrics["ifd/incorrect"].append(masked_mean(ifd, answered_incorrect).item())
-            self._ispo_last["ifd"] = ifd
-        if batch.entropies is None:
-            return
-        critical, token_reward = result.critical, result.token_reward
-        if critical is None or token_reward is None:
-            critical, token_reward = ispo_token_signal(batch, args)
-        norm_entropy = normalized_entropy(batch.entropies, batch.vocab_size)
-        probs = batch.old_logps.exp()
-        for name, rows in (("correct", correct), ("incorrect", incorrect)):
-            on_critical = critical & rows.unsqueeze(1)
-            metrics[f"hc/{name}"].append(masked_mean(probs, on_critical).item())
-            metrics[f"hc/{name}_entropy"].append(masked_mean(norm_entropy, on_critical).item())
-            metrics[f"tok_reward/{name}"].append(masked_mean(token_reward, rows).item())
-        metrics["critical/frac"].append((critical.sum() / batch.valid.sum().clamp(min=1)).item())
-        metrics["entropy/pi_old"].append(masked_mean(batch.entropies, batch.valid).item())
-        metrics["entropy/pi_old_normalized"].append(masked_mean(norm_entropy, batch.valid).item())
-        metrics["drift/enabled"].append(float(batch.drift is not None))
-        if batch.drift is not None:
-            metrics["drift/mean"].append(masked_mean(batch.drift, batch.valid).item())
-        self._ispo_last.update(
-            token_reward=token_reward,
-            critical=critical,
-            old_logps=batch.old_logps,
-            entropies=batch.entropies,
-            valid=batch.valid,
-        )
+        return rewards, advantages, trl_local
 
     # ----- the passes -------------------------------------------------------------------------------
 
@@ -550,19 +544,21 @@ class ISPOTrainer(GRPOTrainer):
                 f"{'comes from generation' if self._recording_trusted else 'needs a forward'} from now on"
             )
 
-    def _drift(self, local: LocalRollouts, old_logps: torch.Tensor, timings: dict) -> torch.Tensor | None:
-        """(B, T) |log pi_old - log pi_ref|, or None when no reference model is available."""
-        ref_logps = local.output.get("ref_per_token_logps")
-        run = ref_logps is None and self._drift_source in ("ispo_ref", "adapter")
+    def _base_logps(self, local: LocalRollouts, timings: dict) -> torch.Tensor | None:
+        """(B, T) log-probs of the sampled tokens under the frozen base pi_theta0 (docs/algorithm.md, Eq. 5),
+        or None when no base model is available (the drift filter is then off, and the run says so)."""
+        base_logps = local.output.get("ref_per_token_logps")
+        run = base_logps is None and self._drift_source in ("ispo_ref", "adapter")
         if self._forward.any_process(run):
             with _timed(timings, "time/ispo_ref_logps"):
-                ref_logps = self._forward.reference_logps(
+                base_logps = self._forward.reference_logps(
                     self._drift_source, local.input_ids, local.attention_mask, local.logits_to_keep, local.batch_size
                 )
-        if ref_logps is None:
-            return None
-        self._check_finite("rollout log-probs under pi_ref", ref_logps, local.valid)
-        return token_drift(old_logps.float(), ref_logps.float())
+        if base_logps is None:
+            self._log_once(
+                "ISPO: no frozen base model is available; the drift filter is off (critical = entropy filter)"
+            )
+        return base_logps
 
     def _answer_without_reasoning(self, local: LocalRollouts, old_logps) -> dict[str, torch.Tensor]:
         """The rollout's answer tokens with the reasoning (read off ``old_logps``) and after prompt + marker only."""
