@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
-from ispo.methods import METHODS, MethodOutput, Pass, get_method, method_names, register_method
+from ispo.methods import (
+    METHODS,
+    IspoOptions,
+    MethodOutput,
+    NoOptions,
+    Pass,
+    config_field,
+    get_method,
+    method_names,
+    register_method,
+)
 from ispo.methods.presets import PAPER_ABLATIONS, resolve_preset
+from ispo.methods.registry import option_config_names
 
 BUILTIN = {"grpo", "dr_grpo", "entropy_tokens", "ispo", "self_certainty", "rlpr", "zvp", "prog", "pacr"}
 RECIPES = Path(__file__).parents[2] / "recipes"
@@ -23,18 +38,92 @@ def test_unknown_method_lists_the_known_ones():
 
 
 def test_register_a_new_method_with_one_decorator():
-    @register_method("test_bonus", passes={Pass.PI_OLD}, prefix="test_bonus_")
-    def test_bonus(batch, config):
-        return MethodOutput(rewards=batch.outcome + 1)
+    @dataclass(frozen=True)
+    class BonusOptions:
+        weight: float  # ISPOConfig.test_bonus_weight (stands in for a config here)
+        scale: str = config_field("scale_rewards")
 
+    @register_method(
+        "test_bonus",
+        options=BonusOptions,
+        passes=lambda options: {Pass.PI_OLD} if options.weight else set(),
+        prefix="test_bonus_",
+    )
+    def test_bonus(batch, options):
+        return MethodOutput(rewards=batch.outcome + options.weight)
+
+    config = SimpleNamespace(test_bonus_weight=2.0, scale_rewards="none", weight=-1.0)
     try:
         method = get_method("test_bonus")
-        assert method.compute is test_bonus and method.prefix == "test_bonus_"
-        assert method.passes(None) == frozenset({Pass.PI_OLD})
+        assert method.function is test_bonus and method.prefix == "test_bonus_"
+        assert method.options(config) == BonusOptions(weight=2.0, scale="none")  # prefix + name, or config_field
+        assert method.passes(config) == frozenset({Pass.PI_OLD})
+        assert method.passes(SimpleNamespace(test_bonus_weight=0.0, scale_rewards="none")) == frozenset()
+        batch = SimpleNamespace(outcome=torch.tensor([0.0, 1.0]))
+        assert torch.equal(method.compute(batch, config).rewards, torch.tensor([2.0, 3.0]))
         with pytest.raises(ValueError, match="already registered"):
             register_method("test_bonus")(test_bonus)
+        with pytest.raises(AttributeError, match="BonusOptions.weight reads the config field 'test_bonus_weight'"):
+            method.options(SimpleNamespace(scale_rewards="none"))
     finally:
         METHODS.pop("test_bonus", None)
+
+
+def test_options_must_be_a_frozen_dataclass_without_defaults():
+    @dataclass
+    class Mutable:
+        weight: float
+
+    @dataclass(frozen=True)
+    class WithDefault:
+        weight: float = 0.5
+
+    with pytest.raises(TypeError, match="options must be a frozen dataclass"):
+        register_method("test_mutable", options=Mutable)
+    with pytest.raises(TypeError, match="weight have a default; defaults are written once, in ISPOConfig"):
+        register_method("test_default", options=WithDefault)
+    assert "test_mutable" not in METHODS and "test_default" not in METHODS
+
+
+def test_every_method_reads_exactly_its_own_config_fields():
+    """Options are built from ISPOConfig by one rule; every prefixed field of a method is one of its options."""
+    from ispo import ISPOConfig
+
+    names = {f.name for f in dataclasses.fields(ISPOConfig)}
+    for name in method_names():
+        method = get_method(name)
+        read = set(option_config_names(method.options_class, method.prefix).values())
+        assert read <= names, (name, read - names)
+        if method.prefix:
+            assert {n for n in names if n.startswith(method.prefix)} <= read, name
+        config = ISPOConfig(output_dir="/tmp/ispo-test", use_cpu=True, bf16=False, report_to=[], method=name)
+        options = method.options(config)
+        assert isinstance(options, method.options_class)
+        for option, field_name in option_config_names(method.options_class, method.prefix).items():
+            assert getattr(options, option) == getattr(config, field_name), (name, option)
+    assert get_method("grpo").options_class is NoOptions
+    ispo_fields = set(option_config_names(IspoOptions, None).values())
+    assert ispo_fields == {
+        "lambda_ifd",
+        "lambda_tok",
+        "entropy_top_frac",
+        "drift_threshold",
+        "hinge_tau",
+        "entropy_alpha",
+        "hinge_beta",
+        "critical",
+        "ifd_answer",
+        "token_credit",
+        "intrinsic_scale",
+        "intrinsic_groups",
+        "token_asymmetry",
+        "scale_rewards",
+    }
+
+
+def test_the_registry_imports_none_of_its_users():
+    source = (Path(__file__).parents[2] / "src/ispo/methods/registry.py").read_text()
+    assert "ispo.methods.builtin" not in source and "ispo.methods.baselines" not in source
 
 
 def test_passes_follow_the_config():

@@ -1,14 +1,19 @@
 """ISPO's nearest relatives as registered methods (docs/methods.md); the maths is in ``ispo.core``.
 
 Each method's own config fields carry its prefix (``rlpr_aggregate``); ``ISPOConfig`` refuses them under
-another method. Stateful pieces (RLPR's EMA threshold) live in ``batch.state``, one dict per run.
+another method. A method reads them as its options, without the prefix (``RlprOptions.aggregate``), plus
+the TRL fields it reads (``scale_rewards``); the defaults and help stay in ``ISPOConfig``. Stateful pieces
+(RLPR's EMA threshold) live in ``batch.state``, one dict per run.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ispo.core import (
+    RewardScale,
     answer_token_score,
     group_advantages,
     group_reward_std,
@@ -24,27 +29,41 @@ from ispo.core import (
     update_std_threshold,
     zvp_advantages,
 )
-from ispo.methods.registry import MethodOutput, Pass, RolloutBatch, register_method
+from ispo.core.prog import ProgApplyTo
+from ispo.core.rlpr import AnswerAggregate
+from ispo.core.self_certainty import SelfCertaintyCombine, SelfCertaintyMode
+from ispo.methods.registry import MethodOutput, Pass, RolloutBatch, config_field, register_method
+
+
+@dataclass(frozen=True)
+class SelfCertaintyOptions:
+    """self_certainty's options: ``ISPOConfig.self_certainty_*`` without the prefix, and TRL's ``scale_rewards``."""
+
+    mode: SelfCertaintyMode
+    weight: float
+    combine: SelfCertaintyCombine
+    scale_rewards: RewardScale = config_field("scale_rewards")
 
 
 @register_method(
     "self_certainty",
+    options=SelfCertaintyOptions,
     passes={Pass.SELF_CERTAINTY},
     prefix="self_certainty_",
     summary="Intuitor (arXiv 2505.19590): self-certainty KL(U || pi), alone or added to the outcome",
 )
-def self_certainty(batch: RolloutBatch, config) -> MethodOutput:
+def self_certainty(batch: RolloutBatch, options: SelfCertaintyOptions) -> MethodOutput:
     """Group-standardised sequence self-certainty; "replace" trains without the verifier."""
     certainty = sequence_self_certainty(batch.token_self_certainty, batch.valid)
-    mode = config.self_certainty_mode
+    mode = options.mode
     advantages = self_certainty_advantages(
         certainty,
         batch.num_generations,
         mode=mode,
         outcome=batch.reward if mode == "add" else None,
-        weight=config.self_certainty_weight,
-        combine=config.self_certainty_combine,
-        scale=config.scale_rewards,
+        weight=options.weight,
+        combine=options.combine,
+        scale=options.scale_rewards,
     )
     if mode == "replace":  # no verifier: every rollout is scored by its self-certainty
         return MethodOutput(rewards=certainty, advantages=advantages, metrics={"self_certainty/mean": _mean(certainty)})
@@ -54,28 +73,41 @@ def self_certainty(batch: RolloutBatch, config) -> MethodOutput:
     return MethodOutput(advantages=advantages, metrics={"self_certainty/mean": _mean(certainty)})
 
 
+@dataclass(frozen=True)
+class RlprOptions:
+    """rlpr's options: ``ISPOConfig.rlpr_*`` without the prefix, and TRL's ``scale_rewards``."""
+
+    aggregate: AnswerAggregate
+    debias: bool
+    std_filter: bool
+    filter_beta: float
+    filter_ema: float
+    scale_rewards: RewardScale = config_field("scale_rewards")
+
+
 @register_method(
     "rlpr",
+    options=RlprOptions,
     passes={Pass.GOLD_ANSWER},
     prefix="rlpr_",
     summary="RLPR (arXiv 2506.18254): probability of the gold answer after the reasoning, debiased, clipped to [0, 1]",
 )
-def rlpr(batch: RolloutBatch, config) -> MethodOutput:
+def rlpr(batch: RolloutBatch, options: RlprOptions) -> MethodOutput:
     """The reference-probability reward, optionally with RLPR's adaptive std filter on prompts."""
-    score_with = answer_token_score(batch.gold_logps_with, batch.gold_mask, aggregate=config.rlpr_aggregate)
+    score_with = answer_token_score(batch.gold_logps_with, batch.gold_mask, aggregate=options.aggregate)
     score_without = None
-    if config.rlpr_debias:
-        score_without = answer_token_score(batch.gold_logps_without, batch.gold_mask, aggregate=config.rlpr_aggregate)
+    if options.debias:
+        score_without = answer_token_score(batch.gold_logps_without, batch.gold_mask, aggregate=options.aggregate)
     rewards = rlpr_reward(score_with, score_without) + batch.auxiliary
     has_gold = batch.gold_mask.any(dim=1)
     rewards = torch.where(has_gold, rewards, torch.full_like(rewards, float("nan")))  # no gold tokens: unscorable
-    advantages = group_advantages(rewards, batch.num_generations, scale=config.scale_rewards)
+    advantages = group_advantages(rewards, batch.num_generations, scale=options.scale_rewards)
     metrics = {"rlpr/reward_mean": _mean(rewards)}
-    if config.rlpr_std_filter:
+    if options.std_filter:
         # RLPR's filter uses the threshold of the steps before this one; the first step keeps every prompt [ours]
         previous = batch.state.get("rlpr_std_ema")
         if previous is not None:
-            threshold = config.rlpr_filter_beta * previous
+            threshold = options.filter_beta * previous
             keep = rlpr_std_filter(rewards, batch.num_generations, threshold).repeat_interleave(batch.num_generations)
             # [ours] filtered prompts get advantage 0 (the official trainer refills the batch with new prompts)
             advantages = torch.where(keep, advantages, torch.zeros_like(advantages))
@@ -83,52 +115,73 @@ def rlpr(batch: RolloutBatch, config) -> MethodOutput:
             metrics["rlpr/std_threshold"] = float(threshold)
         stds = group_reward_std(rewards, batch.num_generations)
         batch.state["rlpr_std_ema"], _ = update_std_threshold(
-            stds, previous, ema_ratio=config.rlpr_filter_ema, beta=config.rlpr_filter_beta
+            stds, previous, ema_ratio=options.filter_ema, beta=options.filter_beta
         )
     return MethodOutput(rewards=rewards, advantages=advantages, metrics=metrics)
 
 
+@dataclass(frozen=True)
+class ZvpOptions:
+    """zvp's options: ``ISPOConfig.zvp_*`` without the prefix, and TRL's ``scale_rewards``."""
+
+    alpha: float
+    scale_rewards: RewardScale = config_field("scale_rewards")
+
+
 @register_method(
     "zvp",
+    options=ZvpOptions,
     passes={Pass.PI_OLD},
     prefix="zvp_",
     summary="RL-ZVP (arXiv 2509.21880): entropy-shaped token advantages in zero-variance groups",
 )
-def zvp(batch: RolloutBatch, config) -> MethodOutput:
+def zvp(batch: RolloutBatch, options: ZvpOptions) -> MethodOutput:
     """GRPO on mixed groups; +alpha H on all-correct groups, -alpha (max H - H) on all-wrong ones."""
     advantages = zvp_advantages(
         batch.reward,
         batch.entropies,
         batch.valid,
         batch.num_generations,
-        alpha=config.zvp_alpha,
-        scale=config.scale_rewards,
+        alpha=options.alpha,
+        scale=options.scale_rewards,
     )
     return MethodOutput(rewards=batch.reward, advantages=advantages)
 
 
+@dataclass(frozen=True)
+class ProgOptions:
+    """prog's options: ``ISPOConfig.prog_*`` without the prefix, and TRL's ``scale_rewards``."""
+
+    alpha: float
+    low_prob_fraction: float
+    prompt_fraction: float
+    apply_to: ProgApplyTo
+    scale_rewards: RewardScale = config_field("scale_rewards")
+
+
 @register_method(
     "prog",
+    options=ProgOptions,
     passes={Pass.PI_OLD, Pass.PROMPT_ONLY},
     prefix="prog_",
     summary="ProGRPO (arXiv 2602.05281): advantage + alpha (prompt confidence - answer confidence)",
 )
-def prog(batch: RolloutBatch, config) -> MethodOutput:
+def prog(batch: RolloutBatch, options: ProgOptions) -> MethodOutput:
     """ProGRPO's advantage re-weighting from low-probability-token confidences."""
     answer_confidence = low_probability_confidence(
-        batch.old_logps, batch.valid, low_prob_fraction=config.prog_low_prob_fraction
+        batch.old_logps, batch.valid, low_prob_fraction=options.low_prob_fraction
     )
     prompt_confidence = low_probability_confidence(
-        batch.prompt_logps, batch.prompt_logp_mask, low_prob_fraction=config.prog_prompt_fraction
+        batch.prompt_logps, batch.prompt_logp_mask, low_prob_fraction=options.prompt_fraction
     )
     advantages = prog_advantages(
         batch.reward,
         answer_confidence,
         prompt_confidence,
         batch.num_generations,
-        alpha=config.prog_alpha,
-        apply_to=config.prog_apply_to,
-        scale=config.scale_rewards,
+        alpha=options.alpha,
+        apply_to=options.apply_to,
+        scale=options.scale_rewards,
     )
     return MethodOutput(
         rewards=batch.reward,
@@ -140,17 +193,30 @@ def prog(batch: RolloutBatch, config) -> MethodOutput:
     )
 
 
+@dataclass(frozen=True)
+class PacrOptions:
+    """pacr's options: ``ISPOConfig.pacr_*`` without the prefix, and TRL's ``scale_rewards``."""
+
+    variant: str  # ISPOConfig.pacr_variant: "dense" or "sparse"
+    gamma: float
+    lambda_process: float
+    sparse_weight: float
+    max_steps: int  # read by the pass that splits the reasoning into steps
+    scale_rewards: RewardScale = config_field("scale_rewards")
+
+
 @register_method(
     "pacr",
+    options=PacrOptions,
     passes={Pass.GOLD_PER_STEP},
     prefix="pacr_",
     summary="PACR (arXiv 2510.22255): rise of the gold answer's log-probability over reasoning steps",
 )
-def pacr(batch: RolloutBatch, config) -> MethodOutput:
+def pacr(batch: RolloutBatch, options: PacrOptions) -> MethodOutput:
     """Dense: per-token process advantages added to the outcome's; sparse: a bonus on the outcome reward."""
     confidence, mask = pacr_step_confidence(batch.step_gold_logps, batch.step_gold_mask)
-    if config.pacr_variant == "sparse":
-        rewards = pacr_sparse_reward(batch.outcome, confidence, mask, weight=config.pacr_sparse_weight)
+    if options.variant == "sparse":
+        rewards = pacr_sparse_reward(batch.outcome, confidence, mask, weight=options.sparse_weight)
         rewards = rewards + batch.auxiliary
         return MethodOutput(rewards=rewards)
     advantages = pacr_dense_advantages(
@@ -160,9 +226,9 @@ def pacr(batch: RolloutBatch, config) -> MethodOutput:
         batch.step_ids,
         batch.valid,
         batch.num_generations,
-        gamma=config.pacr_gamma,
-        lambda_process=config.pacr_lambda_process,
-        scale=config.scale_rewards,
+        gamma=options.gamma,
+        lambda_process=options.lambda_process,
+        scale=options.scale_rewards,
     )
     # an unscorable outcome leaves the rollout out (its process term included), as under GRPO
     advantages = torch.where(batch.scorable.unsqueeze(1), advantages, torch.zeros_like(advantages))

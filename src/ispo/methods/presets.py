@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ispo.methods.registry import method_names
+
 # ISPO as the paper defines it is ISPOConfig's defaults (docs/algorithm.md): `ispo` and `ispo_paper` are
 # one definition. The paper's ablations (Table 2) are ISPO with one part changed.
 PAPER_ABLATIONS: dict[str, dict[str, Any]] = {
@@ -46,15 +48,11 @@ ALIASES: dict[str, str] = {
 
 
 def preset_names() -> list[str]:
-    from ispo.methods.registry import method_names
-
     return sorted(set(PRESETS) | set(method_names()))
 
 
 def resolve_preset(name: str) -> dict[str, Any]:
     """The fields of preset ``name`` (a preset, an alias such as "Dr.GRPO", or any registered method)."""
-    from ispo.methods.registry import method_names
-
     key = ALIASES.get(name.lower(), name)
     if key in PRESETS:
         return dict(PRESETS[key])

@@ -1,18 +1,27 @@
-"""The method registry: a name -> which forward passes the method needs + how its signals become rewards.
+"""The method registry: a name -> its options, the forward passes it needs, how its signals become rewards.
 
-A method is a function ``compute(batch, config) -> MethodOutput`` registered with ``@register_method``.
-It reads the typed record ``RolloutBatch`` (global rows, gathered across processes) and returns
+A method is a function ``(batch, options) -> MethodOutput`` registered with ``@register_method``. It
+reads the typed record ``RolloutBatch`` (global rows, gathered across processes) and its own options
+(a frozen dataclass of its prefixed ``ISPOConfig`` fields, built by ``options_from_config``), and returns
 rewards and/or advantages computed by ``ispo.core`` functions: no maths lives here or in the trainer.
 ``ISPOTrainer`` runs only the passes a method declares (plus the diagnostics' passes when
 ``ispo_diagnostics`` is on), so GRPO pays for nothing it does not use.
 
+This module imports none of the methods: they register when the package ``ispo.methods`` is imported
+(its ``__init__`` imports ``builtin`` and ``baselines``).
+
 Adding a method (docs/methods.md has the full example)::
 
+    from dataclasses import dataclass
     from ispo.methods import MethodOutput, Pass, register_method
 
-    @register_method("my_method", passes={Pass.PI_OLD}, prefix="my_method_")
-    def my_method(batch, config):
-        bonus = ...  # a pure function of batch.old_logps, batch.valid, ...
+    @dataclass(frozen=True)
+    class MyOptions:
+        weight: float  # ISPOConfig.my_method_weight (the default is written there, once)
+
+    @register_method("my_method", options=MyOptions, passes={Pass.PI_OLD}, prefix="my_method_")
+    def my_method(batch, options):
+        bonus = options.weight * ...  # a pure function of batch.old_logps, batch.valid, ...
         return MethodOutput(rewards=batch.outcome + batch.auxiliary + bonus)
 """
 
@@ -20,7 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
 
 import torch
@@ -120,22 +129,81 @@ class MethodOutput:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-MethodFn = Callable[[RolloutBatch, Any], MethodOutput]
+MethodFn = Callable[[RolloutBatch, Any], MethodOutput]  # (batch, options) -> MethodOutput
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a method without settings of its own (GRPO and its TRL presets)."""
+
+
+def config_field(name: str) -> Any:
+    """An options field read from ``ISPOConfig.<name>`` as written, not under the method's prefix.
+
+    For the TRL fields a method reads (``scale_rewards: RewardScale = config_field("scale_rewards")``).
+    """
+    return field(metadata={"config_field": name})
+
+
+def option_config_names(options: type, prefix: str | None) -> dict[str, str]:
+    """``{option: ISPOConfig field}`` for an options class: ``prefix + option`` unless ``config_field`` names one."""
+    return {f.name: f.metadata.get("config_field", (prefix or "") + f.name) for f in fields(options)}
+
+
+def options_from_config(options: type, prefix: str | None, config: Any) -> Any:
+    """An instance of the options class ``options`` holding ``config``'s values of its fields.
+
+    The one rule by which every method's options are built: no method restates a field or its default
+    (defaults are written once, in ``ISPOConfig``).
+    """
+    values = {}
+    for option, name in option_config_names(options, prefix).items():
+        try:
+            values[option] = getattr(config, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{options.__name__}.{option} reads the config field {name!r}, which {type(config).__name__} lacks"
+            ) from None
+    return options(**values)
+
+
+def _fixed(value: Any) -> Callable[[Any], Any]:
+    return lambda options: value
 
 
 @dataclass(frozen=True)
 class Method:
-    """A registered method: its name, the passes it needs for a given config, its config-field prefix."""
+    """A registered method: its name, its options, the passes it needs, its config-field prefix.
+
+    ``function(batch, options)`` is what was registered; the ``ISPOConfig``-taking methods below
+    (``options``, ``compute``, ``passes``, ``token_statistics``) build the options from the config and
+    call it, so the trainer hands over the config and a method sees only its own options.
+    """
 
     name: str
-    compute: MethodFn
-    passes: Callable[[Any], frozenset[Pass]]
+    function: MethodFn  # the registered (batch, options) -> MethodOutput
+    options_class: type = NoOptions  # a frozen dataclass of the method's own fields
     prefix: str | None = None  # config fields starting with this belong to the method
     trl_settings: dict[str, Any] = field(default_factory=dict)  # GRPOConfig fields the method implies
     uses_outcome: bool = True  # reads R_o as a 0/1 outcome (GRPO's family trains on TRL's reward as it is)
     summary: str = ""
-    # whether compute reads the per-token (N, T) statistics (gathered across processes) for a given config
-    token_statistics: Callable[[Any], bool] = lambda config: True
+    passes_for: Callable[[Any], Iterable[Pass]] = _fixed(frozenset())  # options -> the passes it needs
+    # options -> whether ``function`` reads the per-token (N, T) statistics (gathered across processes)
+    token_statistics_for: Callable[[Any], bool] = _fixed(True)
+
+    def options(self, config: Any) -> Any:
+        """The method's options (an instance of ``options_class``) from an ``ISPOConfig``."""
+        return options_from_config(self.options_class, self.prefix, config)
+
+    def compute(self, batch: RolloutBatch, config: Any) -> MethodOutput:
+        """The method on ``batch`` under ``config``'s values of its options."""
+        return self.function(batch, self.options(config))
+
+    def passes(self, config: Any) -> frozenset[Pass]:
+        return frozenset(Pass(p) for p in self.passes_for(self.options(config)))
+
+    def token_statistics(self, config: Any) -> bool:
+        return bool(self.token_statistics_for(self.options(config)))
 
 
 METHODS: dict[str, Method] = {}
@@ -144,6 +212,7 @@ METHODS: dict[str, Method] = {}
 def register_method(
     name: str,
     *,
+    options: type = NoOptions,
     passes: Iterable[Pass] | Callable[[Any], Iterable[Pass]] = (),
     prefix: str | None = None,
     trl_settings: dict[str, Any] | None = None,
@@ -151,55 +220,57 @@ def register_method(
     summary: str = "",
     token_statistics: bool | Callable[[Any], bool] = True,
 ) -> Callable[[MethodFn], MethodFn]:
-    """Decorator: register ``compute`` under ``name``.
+    """Decorator: register ``function(batch, options) -> MethodOutput`` under ``name``.
 
-    ``passes`` is a set of ``Pass`` values, or a function of the config returning one (when the passes
+    ``options`` is a frozen dataclass of the method's own settings, without defaults: field ``x`` holds
+    ``ISPOConfig.<prefix>x`` (or the field ``config_field`` names), built by ``options_from_config``.
+    ``passes`` is a set of ``Pass`` values, or a function of the options returning one (when the passes
     depend on a knob). ``prefix`` names the method's own config fields (``ISPOConfig`` refuses them under
     another method). ``trl_settings`` are ``GRPOConfig`` fields the method implies (Dr.GRPO's loss type):
     ``ISPOConfig`` fills them where the user left the default and refuses a conflicting value.
     ``uses_outcome=False`` (GRPO's family) skips the 0/1 check on R_o: such methods train on TRL's reward.
-    ``token_statistics`` (a bool, or a function of the config) says whether ``compute`` reads the
+    ``token_statistics`` (a bool, or a function of the options) says whether the method reads the
     per-token statistics of ``RolloutBatch``; when it does not, only per-rollout scalars cross processes.
     """
     if not name or not name.replace("_", "").isalnum():
         raise ValueError(f"method name must be a non-empty identifier, got {name!r}")
-    if callable(passes):
-        passes_fn = passes
-    else:
-        fixed = frozenset(Pass(p) for p in passes)
-        passes_fn = lambda config: fixed  # noqa: E731
+    if not (is_dataclass(options) and isinstance(options, type) and options.__dataclass_params__.frozen):
+        raise TypeError(f"method {name!r}: options must be a frozen dataclass, got {options!r}")
+    restated = [f.name for f in fields(options) if f.default is not MISSING or f.default_factory is not MISSING]
+    if restated:
+        raise TypeError(
+            f"method {name!r}: options field(s) {', '.join(restated)} have a default; defaults are written once, "
+            "in ISPOConfig"
+        )
 
-    def decorator(compute: MethodFn) -> MethodFn:
+    def decorator(function: MethodFn) -> MethodFn:
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
         METHODS[name] = Method(
             name=name,
-            compute=compute,
-            passes=lambda config: frozenset(Pass(p) for p in passes_fn(config)),
+            function=function,
+            options_class=options,
             prefix=prefix,
             trl_settings=dict(trl_settings or {}),
             uses_outcome=uses_outcome,
-            summary=summary or (compute.__doc__ or "").strip().split("\n")[0],
-            token_statistics=token_statistics if callable(token_statistics) else (lambda config: token_statistics),
+            summary=summary or (function.__doc__ or "").strip().split("\n")[0],
+            passes_for=passes if callable(passes) else _fixed(frozenset(Pass(p) for p in passes)),
+            token_statistics_for=token_statistics if callable(token_statistics) else _fixed(token_statistics),
         )
-        return compute
+        return function
 
     return decorator
 
 
 def get_method(name: str) -> Method:
-    """The registered method ``name``; a one-line ``ValueError`` listing the known ones otherwise."""
-    _load_builtin()
+    """The registered method ``name``; a one-line ``ValueError`` listing the known ones otherwise.
+
+    The built-in methods register when ``ispo.methods`` is imported (its ``__init__`` imports them).
+    """
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; registered methods: {', '.join(sorted(METHODS))}")
     return METHODS[name]
 
 
 def method_names() -> list[str]:
-    _load_builtin()
     return sorted(METHODS)
-
-
-def _load_builtin() -> None:
-    import ispo.methods.baselines  # noqa: F401  (registers the baselines on import)
-    import ispo.methods.builtin  # noqa: F401  (registers GRPO and ISPO on import)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ispo.study.cells import cell_dir
 from ispo.study.spec import Study, StudyError, format_seeds
 
 LEVELS: tuple[str, ...] = ("easy", "medium", "hard", "all")
@@ -37,10 +38,6 @@ class CellJob:
     model_folder: str
     before: dict
     run_dir: str
-
-
-def cell_dir(output_dir: Path, name: str, seed: int) -> Path:
-    return output_dir / name / f"seed{seed}"
 
 
 def settings_record(base) -> dict:

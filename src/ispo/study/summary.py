@@ -37,7 +37,7 @@ INDICES: tuple[tuple[str, str, str], ...] = (
 def collect(output_dir: Path, study: Study, seeds: list[int]) -> dict[str, dict[int, dict]]:
     """Per finished cell: ``{method: {seed: {"accuracy": {level: v}, "indices": {label: v}, "train_seconds": s}}}``."""
     from ispo.report import early_late, load_run
-    from ispo.study.runner import cell_dir
+    from ispo.study.cells import cell_dir
 
     results: dict[str, dict[int, dict]] = {name: {} for name in study.methods}
     for name in study.methods:

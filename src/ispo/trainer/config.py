@@ -17,12 +17,10 @@ from trl import GRPOConfig
 
 from ispo.answers.formats import AnswerFormat
 from ispo.core import CriticalMode, IntrinsicGroups, IntrinsicScale, paper
+from ispo.methods.builtin import CRITICAL_NEEDS_DRIFT  # ISPO's table: which critical modes need the base model
 
 IfdAnswer = Literal["sampled", "reference"]
 TokenCredit = Literal["sequence", "critical"]
-
-# critical mode -> whether it needs the drift filter (hence a frozen base model)
-CRITICAL_NEEDS_DRIFT: dict[str, bool] = {"intersection": True, "entropy": False, "drift": True, "union": True}
 
 # Fields of the earlier reading of the paper (docs/algorithm.md, "What changed"): a recipe, flag or study
 # file that still sets one gets this line instead of an unknown-field error.
