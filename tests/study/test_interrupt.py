@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads process children from /proc")
+pytestmark = [
+    pytest.mark.spawn,
+    pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads process children from /proc"),
+]
 
 WORK = """
 import os, time

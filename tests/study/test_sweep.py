@@ -128,6 +128,7 @@ def test_a_cell_is_the_demo_pipeline(tmp_path, counted):
     assert [r["loss"] for r in steps] == [r["loss"] for r in cell]
 
 
+@pytest.mark.spawn
 def test_two_worker_processes(tmp_path, monkeypatch):
     """--jobs 2: cells in spawned workers, one progress line each, the same files as in-process."""
     from ispo.study.runner import run_sweep

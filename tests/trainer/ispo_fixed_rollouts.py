@@ -1,4 +1,4 @@
-"""Fixed rollouts fed straight to ``ISPOTrainer._score_rollouts``, bypassing generation.
+"""Fixed rollouts fed straight to ``ISPOTrainer.score_batch``, bypassing generation.
 
 Used in-process by test_trainer_signals.py and, through two_process_rewards.py, under
 ``accelerate launch --num_processes 2 --cpu``: the same global rollouts, split across processes.
@@ -91,9 +91,10 @@ def score(trainer, rows: slice, completions=COMPLETIONS, *, with_trl_statistics:
     """
     tokenizer = trainer.processing_class
     output, inputs = local_batch(tokenizer, rows, trainer.accelerator.device, completions)
+    from ispo.trainer.trainer import BatchCapture
+
     trainer.model.train()
-    trainer._ispo_rewards_per_func = global_rewards(trainer.accelerator.device)
-    captured = []
+    capture = BatchCapture(rewards_per_func=global_rewards(trainer.accelerator.device))
     if with_trl_statistics:
         input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
         attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
@@ -102,6 +103,6 @@ def score(trainer, rows: slice, completions=COMPLETIONS, *, with_trl_statistics:
                 trainer.model, input_ids, attention_mask, output["completion_ids"].size(1), compute_entropy=True
             )
         output["old_per_token_logps"] = logps
-        captured = [(logps, entropies, None)]
-    trainer._score_rollouts(output, inputs, captured=captured)
+        capture.forwards.append((logps, entropies, None))
+    trainer.score_batch(output, inputs, capture)
     return output

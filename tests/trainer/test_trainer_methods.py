@@ -484,8 +484,8 @@ def _count_forwards(trainer, completions=fixed.COMPLETIONS, **score_kwargs) -> d
     """Score the fixed rollouts, counting only the forwards of the scoring stages."""
     counts = dict.fromkeys(COUNTERS, 0)
     scoring = []
-    reference = trainer._ispo_ref_model
-    logps_fn, score_rollouts = trainer._get_per_token_logps_and_entropies, trainer._score_rollouts
+    reference = trainer.frozen_base
+    logps_fn, score_batch = trainer._get_per_token_logps_and_entropies, trainer.score_batch
 
     def counted_logps(model, *args, **kwargs):
         if scoring:
@@ -495,7 +495,7 @@ def _count_forwards(trainer, completions=fixed.COMPLETIONS, **score_kwargs) -> d
     def scored(*args, **kwargs):
         scoring.append(True)
         try:
-            return score_rollouts(*args, **kwargs)
+            return score_batch(*args, **kwargs)
         finally:
             scoring.clear()
 
@@ -510,7 +510,7 @@ def _count_forwards(trainer, completions=fixed.COMPLETIONS, **score_kwargs) -> d
     if reference is not None:
         handles.append(reference.register_forward_pre_hook(hook("reference_forwards"), with_kwargs=True))
     trainer._get_per_token_logps_and_entropies = counted_logps
-    trainer._score_rollouts = scored
+    trainer.score_batch = scored
     try:
         fixed.score(trainer, slice(None), completions, **score_kwargs)
     finally:
@@ -524,8 +524,8 @@ def _count_forwards(trainer, completions=fixed.COMPLETIONS, **score_kwargs) -> d
 def test_only_the_needed_passes_run(make_trainer, method, diagnostics):
     trainer = make_trainer(method, ispo_diagnostics=diagnostics)
     passes = PASSES[method] | (DIAGNOSTIC_PASSES if diagnostics else set())
-    assert {p.value for p in trainer._passes} == passes
-    assert (trainer._ispo_ref_model is not None) == ("reference" in passes)
+    assert {p.value for p in trainer.passes} == passes
+    assert (trainer.frozen_base is not None) == ("reference" in passes)
     assert _count_forwards(trainer) == _expected_forwards(passes)
 
 

@@ -77,7 +77,7 @@ def main(model_dir: str, out_path: str, variant: str = "") -> None:
     assert state.num_processes * local == total, (state.num_processes, local)
     fixed.perturb(trainer.model)
     forwards, scoring = [], []
-    count_forwards, score_rollouts = trainer._get_per_token_logps_and_entropies, trainer._score_rollouts
+    count_forwards, score_batch = trainer._get_per_token_logps_and_entropies, trainer.score_batch
 
     def counted(*args, **kwargs):
         if scoring:  # forwards of the scoring stages only, not the test's own set-up
@@ -87,12 +87,12 @@ def main(model_dir: str, out_path: str, variant: str = "") -> None:
     def scored(*args, **kwargs):
         scoring.append(True)
         try:
-            return score_rollouts(*args, **kwargs)
+            return score_batch(*args, **kwargs)
         finally:
             scoring.clear()
 
     trainer._get_per_token_logps_and_entropies = counted
-    trainer._score_rollouts = scored
+    trainer.score_batch = scored
     completions = fixed.COMPLETIONS_LOPSIDED if variant == "lopsided" else fixed.COMPLETIONS
     rows = slice(state.process_index * local, (state.process_index + 1) * local)
     with_trl = variant == "fallback_one_rank" and state.process_index == 1

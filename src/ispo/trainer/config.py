@@ -138,28 +138,28 @@ class ISPOConfig(GRPOConfig):
         default="sequence",
         metadata={
             "help": "How the token reward enters: 'sequence' (one T_i per rollout in the composite reward) or "
-            "'critical' (per-token advantages on critical tokens, docs/algorithm.md §3b). [ours]",
+            "'critical' (per-token advantages on critical tokens, docs/algorithm.md §7). [ours]",
         },
     )
     intrinsic_scale: IntrinsicScale = field(
         default="group",
         metadata={
             "help": "How the composite reward is normalised in groups: 'group' (TRL's scale_rewards, the paper's), "
-            "'none', 'outcome_floor' or 'decoupled' (docs/algorithm.md §3b). [ours] option.",
+            "'none', 'outcome_floor' or 'decoupled' (docs/algorithm.md §7). [ours] option.",
         },
     )
     intrinsic_groups: IntrinsicGroups = field(
         default="all",
         metadata={
             "help": "Which groups receive the intrinsic terms: 'all', 'mixed' (outcomes differ) or 'uniform' "
-            "(all outcomes equal) (docs/algorithm.md §3b). [ours] option.",
+            "(all outcomes equal) (docs/algorithm.md §7). [ours] option.",
         },
     )
     token_asymmetry: bool = field(
         default=True,
         metadata={
             "help": "Token reward branches by outcome (the paper's). False: every rollout uses the correct-rollout "
-            "formula (the paper's 'no asymmetry' ablation, docs/algorithm.md §3b)."
+            "formula (the paper's 'Symmetric' ablation, whose formula is [ours]; docs/algorithm.md §2)."
         },
     )
     # ----- baselines (docs/methods.md); each field belongs to the method its prefix names -----
