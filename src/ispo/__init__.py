@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 # The trainer pulls in TRL and transformers; import it only when asked for, so that `ispo.core`,
-# `ispo.verify` and `ispo report` stay light.
+# `ispo.answers` and `ispo report` stay light.
 _LAZY = {"ISPOConfig": "ispo.trainer", "ISPOTrainer": "ispo.trainer"}
 
 

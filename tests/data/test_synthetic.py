@@ -152,8 +152,8 @@ def test_bad_arguments():
         generate_problems(5000, "easy", split="heldout")
 
 
-def test_solutions_grade_with_ispo_verify():
-    verify = pytest.importorskip("ispo.verify")
+def test_solutions_grade_with_ispo_answers():
+    verify = pytest.importorskip("ispo.answers")
     problems = generate_problems(5, "medium")
     golds = [str(p.answer) for p in problems]
     assert all(verify.verify_batch(golds, [solution_text(p) for p in problems]))
