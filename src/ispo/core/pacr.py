@@ -1,11 +1,10 @@
 """PACR: the rise of the gold answer's log-probability over reasoning steps (docs/methods.md, 5).
 
 Source: Yoon, Yoon, Jang, Eom, Dai, Luo, Hasegawa-Johnson, Yoo, "PACR: Progressively Ascending Confidence
-Reward for LLM Reasoning", arXiv:2510.22255. No official code was released ("code will be released");
-only the abstract, the public reviews and the same group's description of PACR as a baseline in PDCR
-(arXiv:2605.13467: step confidence, confidence gain, discounted return, min-max normalisation, weighted
-sum with the outcome advantage) could be read here. Step splitting, the sparse variant and the defaults
-are marked [ours] and are knobs.
+Reward for LLM Reasoning", arXiv:2510.22255. The equations follow the abstract, the public reviews and
+the same group's description of PACR as a baseline in PDCR (arXiv:2605.13467: step confidence,
+confidence gain, discounted return, min-max normalisation, weighted sum with the outcome advantage).
+Step splitting, the sparse variant and the defaults are marked [ours] and are knobs.
 
 Pipeline (the trainer builds the prefixes and runs the extra forwards):
 

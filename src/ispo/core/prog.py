@@ -2,9 +2,9 @@
 
 Source: Li, Goncharova, Kuznetsov, Oseledets, "Back to Basics: Revisiting Exploration in Reinforcement
 Learning for LLM Reasoning via Generative Probabilities", arXiv:2602.05281 (the Advantage Re-weighting
-Mechanism, ARM). No official code was found, and only the abstract and published summaries of the full
-text could be read here: the re-weighting equation and the low-probability-token normalisation follow
-those summaries; the exact confidence definitions are marked [ours] and are knobs.
+Mechanism, ARM). The re-weighting equation and the low-probability-token normalisation follow the
+abstract and published summaries of the paper; the exact confidence definitions are marked [ours] and
+are knobs (docs/methods.md, 4).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """RLPR: the policy's probability of the reference answer as the reward (docs/methods.md, 2).
 
-Source: Yu et al., "RLPR: Extrapolating RLVR to General Domains without Verifiers", arXiv:2506.18254;
-official code github.com/OpenBMB/RLPR (``verl/workers/reward_manager/prob.py`` for the reward,
-``verl/trainer/ppo/ray_trainer.py`` for the debiasing baseline and the std filter).
+Source: Yu et al., "RLPR: Extrapolating RLVR to General Domains without Verifiers", arXiv:2506.18254
+(the probability reward, its debiasing by the answer's probability without reasoning, and the std filter).
 """
 
 from __future__ import annotations
@@ -28,14 +27,13 @@ def answer_token_score(
 ) -> torch.Tensor:
     """Reduce the per-token log-probs of a (reference) answer span to one score per row.
 
-        "mean_prob":            (1/|y|) sum_k p_k                 RLPR's reward (official default)
+        "mean_prob":            (1/|y|) sum_k p_k                 RLPR's reward (the default)
         "geometric_mean_prob":  exp((1/|y|) sum_k log p_k)        RLPR ablation
         "mean_log_prob":        (1/|y|) sum_k log p_k             RLPR ablation (naive likelihood)
         "sum_log_prob":         sum_k log p_k = log pi(y | ctx)    PACR's step confidence
         "sequence_prob":        exp(sum_k log p_k) = pi(y | ctx)   RLPR ablation
 
-    with p_k = pi(y_k | context, y_<k). A row with no answer token scores 0 (the official reward
-    manager does the same).
+    with p_k = pi(y_k | context, y_<k). A row with no answer token scores 0.
 
     Shapes: answer_logps, answer_mask ``(N, A)`` -> ``(N,)``; float, computed in float32 at least.
     """
@@ -81,16 +79,15 @@ def rlpr_reward(
 
     s_i = ``answer_token_score`` of the reference answer y* after rollout i's reasoning
     (prompt + reasoning z_i + answer marker + y*); s'_i = the same score of y* directly after the prompt,
-    without reasoning, which removes the answer's prior likelihood. The paper clips to [0, 1]; the
-    official code zeroes negatives (``threshold_0``), the same thing for "mean_prob" scores, which lie in
-    [0, 1]. Pass ``clip=None`` for the raw difference (e.g. with log-prob aggregates).
+    without reasoning, which removes the answer's prior likelihood. The paper clips to [0, 1]; for
+    "mean_prob" scores, which lie in [0, 1], that only zeroes negative differences. Pass ``clip=None``
+    for the raw difference (e.g. with log-prob aggregates).
 
-    The official scripts use format weight 0.1 with a ``<think>``/``<answer>`` tag check; this project's
-    default is 0 [ours] because its answers are checked by the outcome verifier, not by tags.
+    The format weight defaults to 0 [ours] because this project's answers are checked by the outcome
+    verifier, not by tags.
 
-    The official code computes s' once per (prompt, reference) with the initial policy, before
-    training; the trainer may cache it per prompt or recompute it with the current policy (a knob of
-    the trainer, not of this function).
+    s' depends only on (prompt, reference): the trainer may compute it once per prompt or recompute it
+    with the current policy (a knob of the trainer, not of this function).
 
     Shapes: all ``(B,)`` -> ``(B,)``.
     """
@@ -137,8 +134,8 @@ def rlpr_std_filter(rewards: torch.Tensor, num_generations: int, threshold: floa
         keep_p = std(R_{p,1..G}) >= beta_t
 
     Prompts whose rewards barely differ (too easy or too hard) carry little signal and high relative
-    noise. A group whose std is undefined (fewer than two finite rewards) is dropped. The official
-    trainer drops the filtered prompts and samples more to refill the batch (a trainer concern).
+    noise. A group whose std is undefined (fewer than two finite rewards) is dropped. What happens to
+    the dropped prompts (advantage 0, or a refilled batch) is the trainer's concern.
 
     Shapes: rewards ``(B,)`` -> ``(P,)`` bool.
     """
@@ -162,11 +159,11 @@ def update_std_threshold(
                 = ema_ratio * ema_{t-1} + (1 - ema_ratio) * m_t   otherwise
         beta_t  = beta * ema_t
 
-    Returns ``(ema_t, beta_t)``. The official trainer updates once per step with that step's stds and
-    applies the threshold to the *next* step's prompts (so call ``rlpr_std_filter`` with the previous
-    threshold, then this); it also warms the EMA up over a few steps before filtering (a trainer
-    concern). Official values: ema_ratio 0.99; beta 0.5 (Qwen), 0.9 (Llama), 1.0 (Gemma). A step with no
-    finite std leaves the EMA unchanged.
+    Returns ``(ema_t, beta_t)``. Update once per step with that step's stds and apply the threshold to
+    the *next* step's prompts (so call ``rlpr_std_filter`` with the previous threshold, then this); any
+    warm-up of the EMA before filtering is a trainer concern. Defaults: ema_ratio 0.99, beta 0.5 (RLPR's
+    values for Qwen models; docs/methods.md lists the others). A step with no finite std leaves the EMA
+    unchanged.
 
     Shapes: group_stds ``(P,)``; scalars out.
     """

@@ -1,7 +1,6 @@
 """Self-certainty (Intuitor): KL from the uniform distribution to the next-token distribution (docs/methods.md, 1).
 
-Source: Zhao, Kang, Feng, Levine, Song, "Learning to Reason without External Rewards", arXiv:2505.19590;
-official code github.com/sunblaze-ucb/Intuitor (open-r1-intuitor and verl-intuitor variants).
+Source: Zhao, Kang, Feng, Levine, Song, "Learning to Reason without External Rewards", arXiv:2505.19590.
 """
 
 from __future__ import annotations
@@ -28,11 +27,10 @@ def token_self_certainty(logits: torch.Tensor, *, temperature: float = 1.0) -> t
         KL(U || p) = sum_j (1/|V|) log((1/|V|) / p_j) = -log|V| - (1/|V|) sum_j log p_j
                    = logsumexp(z) - mean_j z_j - log|V|
 
-    The paper's definition (arXiv:2505.19590, eq. for Self-certainty(o|q)). Both official trainers compute
-    ``logsumexp(z) - mean(z)``, i.e. this value plus the constant log|V|, which group standardisation
-    removes; keeping the constant out makes the value a true KL: >= 0, and 0 exactly for a uniform
-    distribution. The verl variant divides the logits by the sampling temperature first (the open-r1
-    variant does not); pass the temperature the loss uses.
+    The paper's definition (arXiv:2505.19590, eq. for Self-certainty(o|q)). ``logsumexp(z) - mean(z)``
+    alone would be this value plus the constant log|V|, which group standardisation removes; keeping the
+    constant out makes the value a true KL: >= 0, and 0 exactly for a uniform distribution. Pass the
+    temperature the loss uses, so that the statistic describes the distribution being trained.
 
     A logit of -inf (a masked vocabulary entry) makes the KL +inf, as the definition says (p_j = 0); mask
     such entries out of the vocabulary before calling, or use ``self_certainty_from_mean_log_prob`` with
@@ -77,7 +75,7 @@ def sequence_self_certainty(token_certainty: torch.Tensor, completion_mask: torc
     """Self-certainty(o | q) = (1/|o|) sum_t KL(U || pi(. | q, o_<t)), the mean over completion tokens.
 
     Position t is the distribution that predicted completion token t (the same alignment as the
-    per-token log-probs). A row with no completion token gets 0, as in the official trainer.
+    per-token log-probs). A row with no completion token gets 0.
 
     Shapes: token_certainty, completion_mask ``(B, T)`` -> ``(B,)``.
     """
@@ -107,12 +105,11 @@ def self_certainty_advantages(
         mode="add", combine="rewards":      A_i = z_g(R_o + weight * z_g(SC))_i
 
     z_g is ``group_advantages`` (group mean, std per ``scale``, ``eps``). "replace" is Intuitor (no
-    verifier). "add" with combine="advantages" and weight 1 is the official open-r1 trainer when reward
-    functions are also given ("normalized separately, then added together"); combine="rewards" [ours]
-    adds the group-standardised self-certainty to the reward before GRPO's normalisation instead. The
-    self-certainty term is always standardised per group (the official trainers do so whatever the
-    outcome's scaling). NaN outcomes (unscorable rollouts) follow ``group_advantages``: left out of the
-    statistics, outcome part 0.
+    verifier). "add" with combine="advantages" and weight 1 is Intuitor with a verifier beside it (the
+    two terms standardised separately, then added); combine="rewards" [ours] adds the group-standardised
+    self-certainty to the reward before GRPO's normalisation instead. The self-certainty term is always
+    standardised per group, whatever the outcome's ``scale``. NaN outcomes (unscorable rollouts) follow
+    ``group_advantages``: left out of the statistics, outcome part 0.
 
     Shapes: self_certainty, outcome ``(B,)`` with B = P * num_generations -> ``(B,)``.
     """

@@ -1,8 +1,8 @@
 """RL-ZVP: entropy-guided token advantages for zero-variance prompts (docs/methods.md, 3).
 
 Source: Le, Jeon, Vu, Lai, Yang, "No Prompt Left Behind: Exploiting Zero-Variance Prompts in LLM
-Reinforcement Learning via Entropy-Guided Advantage Shaping", arXiv:2509.21880 (section 3.2, eq. 5).
-No official code was found; the equation is taken from the paper's text.
+Reinforcement Learning via Entropy-Guided Advantage Shaping", arXiv:2509.21880 (section 3.2, eq. 5);
+the equation is taken from the paper's text.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def rlpr(batch: RolloutBatch, options: RlprOptions) -> MethodOutput:
         if previous is not None:
             threshold = options.filter_beta * previous
             keep = rlpr_std_filter(rewards, batch.num_generations, threshold).repeat_interleave(batch.num_generations)
-            # [ours] filtered prompts get advantage 0 (the official trainer refills the batch with new prompts)
+            # [ours] filtered prompts get advantage 0 (the batch is not refilled with newly sampled prompts)
             advantages = torch.where(keep, advantages, torch.zeros_like(advantages))
             metrics["rlpr/kept_prompts"] = float(keep.float().mean())
             metrics["rlpr/std_threshold"] = float(threshold)

@@ -175,7 +175,7 @@ class ISPOConfig(GRPOConfig):
     self_certainty_combine: Literal["advantages", "rewards"] = field(
         default="advantages",
         metadata={
-            "help": "self_certainty 'add': sum the standardised advantages (official) or standardise the summed "
+            "help": "self_certainty 'add': sum the standardised advantages (Intuitor) or standardise the summed "
             "rewards [ours].",
         },
     )
