@@ -1,6 +1,7 @@
 """Step-time overhead of ISPO (or any registered method) over GRPO on the same tiny model, data and seed.
 
     python benchmarks/step_overhead.py [--method ispo,rlpr,...] [--rounds 3] [--steps 4] [--diagnostics]
+    python benchmarks/step_overhead.py --model smollm2-135m-instruct [--rounds 1] [--steps 3]
 
 The tiny model is first taught, by a short supervised warm-up, to end with ``\\boxed{answer}``, so
 rollouts carry answers and every ISPO pass runs (pi_old log-probs and entropies, pi_ref log-probs
@@ -13,6 +14,11 @@ optimizer) but the policy stays put, so both trainers sample identical rollouts 
 random numbers) and the step times differ by ISPO's extra work alone. Step time is TRL's ``step_time``
 (generation + scoring + loss + backward).
 Prints the median ISPO/GRPO step-time ratio and the median time of each extra ISPO pass.
+
+``--model NAME`` (``smollm2-135m-instruct``, a ``.gguf`` file or a folder) times a real model at its real
+shape instead: no warm-up (the instruct model answers in the format of the chat task ``word_problems``,
+whose train prompts it gets: docs/study.md, "Real-model testbed (SmolLM2-135M-Instruct): calibration"),
+sampled at ``--temperature`` (0.7 there, the testbed's).
 """
 
 from __future__ import annotations
@@ -73,7 +79,8 @@ def run(kind: str, model_path: str, dataset, output_dir: str, args) -> list[dict
         logging_steps=1,
         max_steps=args.steps,
         learning_rate=args.learning_rate,
-        num_generations=4,
+        num_generations=args.num_generations,
+        temperature=args.temperature,
         per_device_train_batch_size=args.batch_size,
         max_completion_length=args.max_completion_length,
         beta=args.beta,
@@ -108,7 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         help="0 (default): both trainers sample the very same rollouts, so only the extra work differs",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadier timings)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="a real chat model (smollm2-135m-instruct, a .gguf file or a folder) on the chat task word_problems, "
+        "instead of the warmed-up tiny model",
+    )
+    parser.add_argument("--num-generations", type=int, default=4, help="rollouts per prompt")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature (default 1.0; 0.7 with --model)"
+    )
     args = parser.parse_args(argv)
+    if args.temperature is None:
+        args.temperature = 0.7 if args.model else 1.0
 
     import torch
     from datasets import Dataset
@@ -116,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     from ispo.train import synthetic_arithmetic
 
     torch.set_num_threads(args.threads)
+    if args.model:
+        return time_real_model(args)
     rows = [
         {"prompt": [{"role": "user", "content": f"{r['problem']}="}], "answer": r["answer"], "problem": r["problem"]}
         for r in synthetic_arithmetic(256, args.seed)
@@ -125,11 +146,32 @@ def main(argv: list[str] | None = None) -> int:
         tick = time.perf_counter()
         model_path = str(warm_start(Path(tmp) / "model", rows, args.warmup_steps, args.seed))
         print(f"warm-up: {time.perf_counter() - tick:.1f}s")
-        methods = [m.strip() for m in args.method.split(",") if m.strip()]
-        logs: dict[str, list[dict]] = {kind: [] for kind in ["grpo", *methods]}
-        for round_index in range(args.rounds):
-            for kind in logs:
-                logs[kind] += run(kind, model_path, dataset, str(Path(tmp) / f"{kind}-{round_index}"), args)
+        return time_methods(model_path, dataset, tmp, args)
+
+
+def time_real_model(args) -> int:
+    """The same timing on a real chat model and the chat task's train prompts (no warm-up)."""
+    from datasets import Dataset
+
+    from ispo.data.word_problems import generate_mixture, to_records
+    from ispo.models.loading import resolve_model
+
+    tick = time.perf_counter()
+    model_path = resolve_model(args.model)
+    print(f"model {args.model}: {model_path} ({time.perf_counter() - tick:.1f}s)")
+    records = to_records(generate_mixture(64, split="train", seed=2000 + args.seed))
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "answer": r["answer"]} for r in records])
+    with tempfile.TemporaryDirectory() as tmp:
+        return time_methods(model_path, dataset, tmp, args)
+
+
+def time_methods(model_path: str, dataset, tmp: str, args) -> int:
+    """GRPO and each method, ``args.rounds`` rounds of ``args.steps`` steps each; prints the ratios."""
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    logs: dict[str, list[dict]] = {kind: [] for kind in ["grpo", *methods]}
+    for round_index in range(args.rounds):
+        for kind in logs:
+            logs[kind] += run(kind, model_path, dataset, str(Path(tmp) / f"{kind}-{round_index}"), args)
     # the first step of each run pays one-off costs (warm caches, lazy init): leave it out of all
     steady = {kind: [e for e in entries if e["step"] > 1] for kind, entries in logs.items()}
     grpo = statistics.median(e["step_time"] for e in steady["grpo"])

@@ -54,7 +54,7 @@ def test_levels_grow_in_steps():
     steps = {
         level: {len(p.operands) for p in generate_problems(50, level, split="train", seed=0)} for level in DIFFICULTIES
     }
-    assert steps == {"easy": {1}, "medium": {2}, "hard": {3, 4}}
+    assert steps == {"easy": {1}, "medium": {2}, "hard": {3}}
 
 
 def test_chat_prompt_is_instruction_worked_example_then_the_problem():

@@ -1,19 +1,19 @@
 """Arithmetic word problems in natural language, for a real chat model (``--task word_problems``).
 
-A problem is a short story of 1 to 4 additions and subtractions of small whole numbers::
+A problem is a short story of 1 to 3 additions and subtractions of small whole numbers::
 
-    Ben has 7 marbles. Ben finds 5 more marbles. Then Ben gives 3 marbles to Sara.
+    Ben has 7 marbles. Ben buys 5 more marbles. Then Ben gives 3 marbles to Sara.
     How many marbles does Ben have now?
 
 The prompt is a chat (a list of ``{"role", "content"}`` messages, TRL's conversational format, rendered
 by the model's own chat template): a system message with the instruction, then one worked example (a
-fixed two-step problem, solved one step per line and ending in ``The answer is \\boxed{8}.``), then the
+fixed two-step problem, solved one sentence per line and ending in ``The answer is \\boxed{8}.``), then the
 problem. The example is what teaches a small instruct model the answer format the strict grader reads
 (``\\boxed{}``, ``ispo.answers``); the reward is not loosened. docs/study.md ("Real-model testbed
 (SmolLM2-135M-Instruct): calibration") records how the prompt and the levels were chosen.
 
-Levels (``DIFFICULTIES``): easy = 1 step, medium = 2 steps, hard = 3 or 4 steps; every true
-intermediate value stays in ``[0, max_value]``. The split discipline is the synthetic tasks': a stable
+Levels (``DIFFICULTIES``): easy = 1 step, medium = 2 steps, hard = 3 steps; every true intermediate
+value stays in ``[0, 20]``. The split discipline is the synthetic tasks': a stable
 hash of the problem's text (``ispo.data.synthetic.split_of``) puts 90% in ``train`` and divides the
 held-out 10% into ``dev`` and ``test``; the problems are generated here, from no benchmark or test set.
 
@@ -44,8 +44,9 @@ EXAMPLE_QUESTION = (
     "Lena has 6 pencils. Lena buys 5 more pencils. Then Lena gives 3 pencils to Omar. "
     "How many pencils does Lena have now?"
 )
+# one line per sentence of the story, restating it and its equation: the pattern the model copies best
 EXAMPLE_SOLUTION = (
-    "Lena starts with 6 pencils.\nShe buys 5 more: 6 + 5 = 11.\nShe gives away 3: 11 - 3 = 8.\n"
+    "Lena has 6 pencils.\nLena buys 5 more pencils, so 6 + 5 = 11.\nLena gives 3 pencils to Omar, so 11 - 3 = 8.\n"
     "The answer is \\boxed{8}."
 )
 
@@ -54,19 +55,11 @@ NAMES = (
     "Jack", "Nora", "Dan", "Zoe", "Alex", "Ella", "Noah", "Ruby", "Finn", "Kate",
 )  # fmt: skip
 ITEMS = ("apples", "marbles", "stickers", "books", "cookies", "cards", "shells", "coins", "balloons", "stamps")
-# (template, sign): {n} the acting name, {k} the amount, {item}, {other} another name
-ADD_STEPS = (
-    "{n} buys {k} more {item}.",
-    "{n} finds {k} more {item}.",
-    "{other} gives {n} {k} more {item}.",
-    "{n} gets {k} more {item} as a present.",
-)
-SUB_STEPS = (
-    "{n} gives {k} {item} to {other}.",
-    "{n} loses {k} {item}.",
-    "{n} sells {k} {item}.",
-    "{n} gives away {k} {item}.",
-)
+# {n} the acting name, {k} the amount, {item}, {other} another name. Only the verbs of the worked example
+# ("buys/gets ... more" adds, "gives" subtracts): with "sells", "loses" or "finds" the model confused the
+# operations far more often (docs/study.md)
+ADD_STEPS = ("{n} buys {k} more {item}.", "{n} gets {k} more {item}.")
+SUB_STEPS = ("{n} gives {k} {item} to {other}.", "{n} gives away {k} {item}.")
 
 
 @dataclass(frozen=True)
@@ -79,10 +72,11 @@ class DifficultySpec:
     max_value: int
 
 
+# small numbers (values up to 20): the model's arithmetic, not only its reading, fails on larger ones
 DIFFICULTIES: dict[str, DifficultySpec] = {
-    "easy": DifficultySpec(num_steps=(1, 1), start=(2, 20), operand=(2, 10), max_value=30),
-    "medium": DifficultySpec(num_steps=(2, 2), start=(2, 20), operand=(2, 10), max_value=30),
-    "hard": DifficultySpec(num_steps=(3, 4), start=(5, 20), operand=(2, 10), max_value=40),
+    "easy": DifficultySpec(num_steps=(1, 1), start=(2, 12), operand=(2, 6), max_value=20),
+    "medium": DifficultySpec(num_steps=(2, 2), start=(2, 12), operand=(2, 6), max_value=20),
+    "hard": DifficultySpec(num_steps=(3, 3), start=(2, 12), operand=(2, 6), max_value=20),
 }
 
 

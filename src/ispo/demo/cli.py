@@ -1,6 +1,7 @@
 """``ispo demo [--steps N] [--seed S] [--output-dir DIR]``: GRPO vs ISPO on a synthetic task, offline.
 
-Warm-starts a tiny model (cached in the user cache folder after the first run), trains it with GRPO
+Warm-starts a tiny model (cached in the user cache folder after the first run), or takes a pretrained
+chat model (``--model smollm2-135m-instruct``: no warm start, the chat task ``word_problems``), trains it with GRPO
 and with ISPO (same trainer, seed, data order and budget), evaluates both on held-out problems by
 difficulty and writes ``report.md`` and plots to DIR. See docs/demo.md. The flags are the fields of
 :class:`ispo.demo.run.DemoConfig` that have help text (``ispo.cli_args``), plus ``--eval-problems``.
@@ -35,7 +36,9 @@ def config_from_args(args: argparse.Namespace):
     from ispo.cli_args import values_from_args
     from ispo.demo.run import DemoConfig, quick_config
 
-    config = DemoConfig(**values_from_args(args, _fields()))
+    values = values_from_args(args, _fields())
+    # a pretrained model starts from its calibrated budget (docs/study.md); the given flags override it
+    config = DemoConfig.for_model(**values) if values.get("model") else DemoConfig(**values)
     if config.steps < 10:
         config = quick_config(config)
     if args.eval_problems:

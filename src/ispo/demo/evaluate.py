@@ -1,4 +1,4 @@
-"""Held-out evaluation of the demo by difficulty: sampled accuracy graded by ``ispo.verify``.
+"""Held-out evaluation of the demo by difficulty: sampled accuracy graded by ``ispo.answers``.
 
 Accuracy is the mean over ``num_samples`` samples per problem at the RL sampling temperature (the
 expected outcome reward, "avg@k"), plus greedy pass@1, per difficulty. Generation goes through
@@ -6,7 +6,9 @@ expected outcome reward, "avg@k"), plus greedy pass@1, per difficulty. Generatio
 pinned), the one ``ispo eval`` uses; each batch is seeded from its first sample's
 ``ispo.eval.runner.sample_seed``, so results are deterministic for a seed and batch size. Grading
 calls ``verify_batch`` (gold first), the function the training reward is built on, so reward and
-evaluation cannot disagree about what counts as correct.
+evaluation cannot disagree about what counts as correct. A chat task's prompt (a list of messages) is
+rendered by the model's own chat template, as TRL renders it for training; ``format_compliance`` adds
+``format/<mode>/<difficulty>``, the share of completions with a parseable answer.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class EvalConfig:
     batch_size: int = 256  # sequences generated at once
     greedy: bool = True
     seed: int = 0  # sampling seed
+    format_compliance: bool = False  # also report the share of completions with a parseable answer
 
 
 def heldout_problems(n_per_difficulty: int, split: str = "test", *, task: str = "arithmetic") -> list[Problem]:
@@ -54,6 +57,13 @@ def grade(golds: list[str], completions: list[str]) -> list[bool]:
     return [bool(ok) for ok in verify_batch(golds, completions)]
 
 
+def prompt_token_ids(tokenizer, prompt) -> list[int]:
+    """A plain-text prompt's ids, or a chat's (a list of messages) rendered by the tokenizer's chat template."""
+    if isinstance(prompt, str):
+        return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False))
+
+
 def evaluate(model, tokenizer, problems: list[Problem], config: EvalConfig | None = None, *, progress=True) -> dict:
     """``{"sampled/<difficulty>": acc, "greedy/<difficulty>": acc, ..., "sampled/all": acc}``, accuracies in [0, 1]."""
     from tqdm.auto import tqdm
@@ -64,7 +74,7 @@ def evaluate(model, tokenizer, problems: list[Problem], config: EvalConfig | Non
     config = config or EvalConfig()
     was_training = model.training
     backend = HFBackend(model, tokenizer)  # puts the model in eval mode
-    prompt_ids = [tokenizer(p.prompt, add_special_tokens=False)["input_ids"] for p in problems]
+    prompt_ids = [prompt_token_ids(tokenizer, p.prompt) for p in problems]
     # the seed's key: the arithmetic task's expression (as always), the prompt for a task without one
     keys = [getattr(p, "expression", p.prompt) for p in problems]
     modes = [("sampled", config.temperature, config.num_samples)] + ([("greedy", 0.0, 1)] if config.greedy else [])
@@ -91,6 +101,14 @@ def evaluate(model, tokenizer, problems: list[Problem], config: EvalConfig | Non
         for level, oks in by_level.items():
             results[f"{mode}/{level}"] = sum(oks) / len(oks)
         results[f"{mode}/all"] = sum(correct) / len(correct)
+        if config.format_compliance:
+            from ispo.answers import extract_answer
+
+            answered: dict[str, list[bool]] = defaultdict(list)
+            for (i, _), text in zip(samples, completions, strict=True):
+                answered[problems[i].difficulty].append(extract_answer(text) is not None)
+            for level, flags in answered.items():
+                results[f"format/{mode}/{level}"] = sum(flags) / len(flags)
     bar.close()
     model.train(was_training)
     return results

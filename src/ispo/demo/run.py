@@ -10,6 +10,13 @@ confirmation), so runs with different ``--seed`` are evaluated on the same probl
 One *cell* (:func:`run_cell`) is one method trained from the warm start and evaluated; ``ispo demo``
 runs one cell per method, ``ispo sweep`` (``ispo.study``) one per method and seed.
 
+With ``model`` (``--model smollm2-135m-instruct``, a ``.gguf`` file or a ``save_pretrained`` folder) a
+pretrained chat model replaces the tiny one: there is no warm start (the instruct model is every method's
+start, and the frozen base of ISPO's drift filter), the task is a chat task (``word_problems`` unless
+``task`` is given) rendered by the model's own chat template, and :meth:`DemoConfig.for_model` gives the
+budget calibrated for it on 2 CPU cores (docs/study.md, "Real-model testbed (SmolLM2-135M-Instruct):
+calibration"; docs/demo.md).
+
 Output folder::
 
     DIR/GRPO/{metrics.jsonl, eval.json, run.json}
@@ -46,7 +53,20 @@ class DemoConfig:
     output_dir: str = field(default="runs/demo", metadata=_help("where to write"))
     steps: int = field(default=100, metadata=_help("RL optimizer steps per method"))
     seed: int = field(default=0, metadata=_help("seed of the RL runs and their data order"))
-    task: str = field(default="arithmetic", metadata=_help("synthetic task (ispo.data.tasks): arithmetic, ..."))
+    task: str | None = field(
+        default=None,
+        metadata=_help(
+            "task (ispo.data.tasks): arithmetic, branching (tiny model), word_problems (a chat task, with --model); "
+            "default: arithmetic, or word_problems with --model"
+        ),
+    )
+    model: str | None = field(
+        default=None,
+        metadata=_help(
+            "a pretrained chat model to train instead of the tiny warm-started one: smollm2-135m-instruct, a .gguf "
+            "file or a save_pretrained folder; no warm start, its own tokenizer and chat template (docs/demo.md)"
+        ),
+    )
     split: Literal["dev", "test"] = field(
         default="test",
         metadata=_help("held-out split to evaluate on: dev (selecting methods and settings) or test (confirmation)"),
@@ -64,8 +84,8 @@ class DemoConfig:
     methods: tuple[str, ...] = field(
         default=("GRPO", "ISPO"),
         metadata=_help(
-            "comma-separated presets: GRPO, Dr.GRPO, ISPO (the current defaults), ISPO-paper, ISPO-recommended "
-            "(docs/study.md), or any registered method (self_certainty, rlpr, zvp, prog, pacr, ...; docs/methods.md)"
+            "comma-separated presets: GRPO, Dr.GRPO, ISPO (the paper's), the paper's ablations (+IFD, +token, "
+            "ispo_union, ...) or any registered method (self_certainty, rlpr, zvp, prog, pacr, ...; docs/methods.md)"
         ),
     )
     warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
@@ -81,11 +101,27 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
-        from ispo.data.tasks import get_task
+        from ispo.data.tasks import is_chat_task
         from ispo.demo.evaluate import HELDOUT_SPLITS
         from ispo.methods.presets import resolve_preset
 
-        get_task(self.task)  # a one-line ValueError listing the tasks
+        if self.task is None:
+            self.task = REAL_MODEL_TASK if self.model else DEFAULT_TASK
+        chat = is_chat_task(self.task)  # a one-line ValueError listing the tasks
+        if self.model and not chat:
+            raise ValueError(
+                f"task {self.task} is for the tiny character model; a pretrained model (--model) needs a chat task: "
+                f"{REAL_MODEL_TASK} (docs/demo.md)"
+            )
+        if chat and not self.model:
+            raise ValueError(
+                f"task {self.task} is a chat task for a pretrained model: add --model smollm2-135m-instruct "
+                "(docs/demo.md)"
+            )
+        if self.model:
+            from ispo.models.loading import check_model_source
+
+            check_model_source(self.model)  # ModelSourceError (a ValueError): one line saying what to do
         if self.warmstart.task != self.task:
             # the warm start follows the task: a task's calibrated one (the default) becomes the chosen
             # task's; a customised one must name the task itself
@@ -101,6 +137,12 @@ class DemoConfig:
         for method in self.methods:
             resolve_preset(method)  # a one-line ValueError naming the unknown one
 
+    @classmethod
+    def for_model(cls, model: str, **overrides) -> DemoConfig:
+        """The settings of a pretrained chat model: the calibrated budget (``REAL_MODEL_SETTINGS``) and
+        evaluation (``REAL_MODEL_EVAL``), with any field overridden."""
+        return cls(**{**REAL_MODEL_SETTINGS, "eval": REAL_MODEL_EVAL, "model": model, **overrides})
+
 
 # ISPOConfig fields the demo sets from DemoConfig for every method alike (the shared budget and run
 # settings); a method's own fields may not set them, so every method of a demo or study gets the same.
@@ -110,6 +152,30 @@ SHARED_FIELDS: tuple[str, ...] = (
     "temperature", "top_k", "top_p", "beta", "use_cpu", "bf16", "logging_steps", "save_strategy", "report_to",
     "disable_tqdm", "dataloader_num_workers", "shuffle_dataset",
 )  # fmt: skip
+
+
+DEFAULT_TASK = "arithmetic"
+# the chat task a pretrained model gets without --task
+REAL_MODEL_TASK = "word_problems"
+# the budget of a pretrained model on 2 CPU cores, fixed by the GRPO-only calibration of docs/study.md
+# ("Real-model testbed (SmolLM2-135M-Instruct): calibration"); each is a DemoConfig field
+REAL_MODEL_SETTINGS: dict[str, Any] = {
+    "steps": 12,
+    "prompts_per_step": 4,
+    "num_generations": 4,
+    "max_completion_length": 64,
+    "temperature": 0.5,
+    "learning_rate": 1e-5,
+}
+REAL_MODEL_EVAL = EvalConfig(
+    problems_per_difficulty=32,
+    num_samples=2,
+    temperature=0.5,
+    max_new_tokens=64,
+    batch_size=64,
+    greedy=False,
+    format_compliance=True,
+)
 
 
 def method_fields(spec: MethodSpec) -> dict[str, Any]:
@@ -198,10 +264,13 @@ def trainer_config(config: DemoConfig, method: MethodSpec, output_dir: Path):
     import dataclasses
 
     from ispo.trainer import ISPOConfig
+    from ispo.trainer.config import removed_field_error
 
     fields = method_fields(method)
     known = {f.name for f in dataclasses.fields(ISPOConfig) if f.init}
     for name in fields:
+        if removed_field_error(name):
+            raise ValueError(removed_field_error(name))
         if name not in known:
             raise ValueError(f"{name}: unknown ISPOConfig field")
         if name in SHARED_FIELDS:
@@ -245,7 +314,15 @@ def setup_runtime(threads: int | None) -> None:
 
 
 def warm_start_folder(config: DemoConfig, *, force: bool | None = None) -> Path:
-    """The cached warm start of the demo's task (``config.warmstart``, trained on first use)."""
+    """The cached warm start of the demo's task (``config.warmstart``, trained on first use).
+
+    With ``config.model`` there is no warm start: the pretrained model's folder (a packaged model or a
+    ``.gguf`` file converted once and cached, ``ispo.models.loading.resolve_model``) is every method's start.
+    """
+    if config.model:
+        from ispo.models.loading import resolve_model
+
+        return Path(resolve_model(config.model))
     force = config.rebuild_warm_start if force is None else force
     return warm_start(config.warmstart, force=force, progress=config.progress)
 
@@ -373,7 +450,8 @@ def run_demo(config: DemoConfig) -> Path:
     run_dirs = []
     for method in config.methods:
         run_dir = out / method
-        print(f"\n== {method}: {config.steps} steps from the warm start ==", flush=True)
+        start = config.model or "the warm start"
+        print(f"\n== {method}: {config.steps} steps from {start} ==", flush=True)
         result = run_cell(config, method, method, model_folder, problems, before, run_dir)
         timings[f"train/{method}"] = result.train_seconds
         timings[f"eval/{method}"] = result.eval_seconds
@@ -403,5 +481,6 @@ def _jsonable(value):
 
 
 def quick_config(config: DemoConfig) -> DemoConfig:
-    """A smaller evaluation for short check runs (``--steps`` of a few)."""
-    return replace(config, eval=replace(config.eval, problems_per_difficulty=20, num_samples=1))
+    """A smaller evaluation for short check runs (``--steps`` of a few; 8 problems per level for a pretrained model)."""
+    problems = 8 if config.model else 20
+    return replace(config, eval=replace(config.eval, problems_per_difficulty=problems, num_samples=1))

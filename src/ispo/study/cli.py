@@ -34,7 +34,15 @@ class SweepArgs:
     jobs: int = field(default=1, metadata=_help("worker processes, one torch thread each"))
     steps: int | None = field(default=None, metadata=_help("RL steps per cell (default: the demo's, 100)"))
     task: str | None = field(
-        default=None, metadata=_help("synthetic task (default: the study file's, else arithmetic)")
+        default=None,
+        metadata=_help("task (default: the study file's, else arithmetic; word_problems with --model)"),
+    )
+    model: str | None = field(
+        default=None,
+        metadata=_help(
+            "a pretrained chat model (smollm2-135m-instruct, a .gguf file or a folder) instead of the tiny "
+            "warm-started one, with its calibrated budget (docs/demo.md)"
+        ),
     )
     split: Literal["dev", "test"] = field(
         default="dev",
@@ -80,10 +88,19 @@ def prepare(args: SweepArgs):
             get_task(args.task)
         except ValueError as error:
             raise StudyError(f"--task: {error}") from None
-    defaults = DemoConfig(split=args.split, output_dir=args.output_dir, progress=False)
+    try:
+        if args.model:  # the calibrated budget of a pretrained model (docs/study.md); its chat task by default
+            defaults = DemoConfig.for_model(args.model, split=args.split, output_dir=args.output_dir, progress=False)
+        else:
+            defaults = DemoConfig(split=args.split, output_dir=args.output_dir, progress=False)
+    except ValueError as error:  # a model that cannot be loaded, a task that does not fit it
+        raise StudyError(f"--model: {error}") from None
     study = load_study(args.study, check=lambda name, fields: check_method(defaults, fields))
     task = args.task or study.task or defaults.task
-    base = replace(defaults, task=task, steps=args.steps or defaults.steps)
+    try:
+        base = replace(defaults, task=task, steps=args.steps or defaults.steps)
+    except ValueError as error:  # a chat task without --model, or a character task with it
+        raise StudyError(f"--task: {error}") from None
     if base.steps < 10:
         base = quick_config(base)
     if args.eval_problems:

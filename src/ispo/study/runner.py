@@ -56,6 +56,8 @@ def settings_record(base) -> dict:
             "temperature": base.temperature,
             "difficulty_weights": list(base.difficulty_weights),
         },
+        # only when set, so the sweep.json of a tiny-model study (and its resumption) stays as it was
+        **({"model": base.model} if base.model else {}),
     }
 
 
