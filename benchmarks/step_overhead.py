@@ -18,7 +18,7 @@ Prints the median ISPO/GRPO step-time ratio and the median time of each extra IS
 ``--model NAME`` (``smollm2-135m-instruct``, a ``.gguf`` file or a folder) times a real model at its real
 shape instead: no warm-up (the instruct model answers in the format of the chat task ``word_problems``,
 whose train prompts it gets: docs/study.md, "Real-model testbed (SmolLM2-135M-Instruct): calibration"),
-sampled at ``--temperature`` (0.7 there, the testbed's).
+sampled at ``--temperature`` (0.5 there, the testbed's).
 """
 
 from __future__ import annotations
@@ -123,11 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--num-generations", type=int, default=4, help="rollouts per prompt")
     parser.add_argument(
-        "--temperature", type=float, default=None, help="sampling temperature (default 1.0; 0.7 with --model)"
+        "--temperature", type=float, default=None, help="sampling temperature (default 1.0; 0.5 with --model)"
     )
     args = parser.parse_args(argv)
     if args.temperature is None:
-        args.temperature = 0.7 if args.model else 1.0
+        args.temperature = 0.5 if args.model else 1.0
 
     import torch
     from datasets import Dataset
