@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from accelerate.utils import is_peft_model
 from trl import GRPOTrainer
 from trl.models import prepare_deepspeed, prepare_fsdp
@@ -44,6 +45,7 @@ from ispo.answers import locate_answer_tokens
 from ispo.core import group_advantages
 from ispo.methods import MethodOutput, Pass, RolloutBatch, RolloutSignals, get_method
 from ispo.methods.builtin import ispo_rollout_signals, ispo_signal_passes
+from ispo.models.loading import is_gguf_source, resolve_model
 from ispo.models.recording import GenerationRecorder
 from ispo.rewards import check_dataset_rows, math_accuracy_reward, resolve_outcome_reward
 from ispo.trainer.config import ISPOConfig
@@ -101,6 +103,9 @@ class ISPOTrainer(GRPOTrainer):
             raise ValueError("ISPOTrainer needs args=ISPOConfig(...)")
         if not isinstance(args, ISPOConfig):
             raise TypeError(f"ISPOTrainer needs an ISPOConfig, got {type(args).__name__}")
+        if isinstance(model, str) and is_gguf_source(model):  # smollm2-135m-instruct, a .gguf file
+            with PartialState().main_process_first():  # one process converts it; the others reuse the copy
+                model = resolve_model(model)
         default_reward = reward_funcs is None
         if default_reward:
             reward_funcs = [math_accuracy_reward(args.answer_format)]
