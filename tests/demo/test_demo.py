@@ -19,14 +19,16 @@ def parse(argv):
 
 
 def test_cli_arguments_map_to_the_config():
-    config = cli.config_from_args(parse(["--steps", "2", "--seed", "3", "--output-dir", "x", "--methods", "ISPO"]))
+    config = cli.demo_config_from_args(parse(["--steps", "2", "--seed", "3", "--output-dir", "x", "--methods", "ISPO"]))
     assert (config.steps, config.seed, config.output_dir, config.methods) == (2, 3, "x", ("ISPO",))
-    assert not config.rebuild_warm_start and cli.config_from_args(parse(["--rebuild-warm-start"])).rebuild_warm_start
+    assert (
+        not config.rebuild_warm_start and cli.demo_config_from_args(parse(["--rebuild-warm-start"])).rebuild_warm_start
+    )
     assert config.eval.problems_per_difficulty == 20  # quick check: small evaluation
-    defaults = cli.config_from_args(parse([]))
+    defaults = cli.demo_config_from_args(parse([]))
     assert defaults.eval.problems_per_difficulty == 200 and defaults.threads == 1
     assert (defaults.split, defaults.task) == ("test", "arithmetic")  # confirmation split unless asked
-    chosen = cli.config_from_args(parse(["--split", "dev", "--task", "arithmetic"]))
+    chosen = cli.demo_config_from_args(parse(["--split", "dev", "--task", "arithmetic"]))
     assert (chosen.split, chosen.task) == ("dev", "arithmetic")
     with pytest.raises(SystemExit):  # argparse's usage error: not a held-out split
         parse(["--split", "train"])
@@ -46,7 +48,7 @@ def test_rl_data_is_seeded_identical_across_methods_and_from_train():
 @pytest.mark.slow
 def test_demo_runs_end_to_end_on_a_toy_budget(tmp_path, monkeypatch):
     pytest.importorskip("ispo.trainer")
-    from ispo.demo.evaluate import EvalConfig
+    from ispo.demo.evaluate import HeldoutEvalConfig
     from ispo.demo.run import run_demo
 
     monkeypatch.setenv("ISPO_CACHE", str(tmp_path / "cache"))
@@ -59,7 +61,7 @@ def test_demo_runs_end_to_end_on_a_toy_budget(tmp_path, monkeypatch):
         warmstart=WarmStartConfig(
             hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, problems_per_difficulty=50, steps=5, batch_size=8
         ),
-        eval=EvalConfig(problems_per_difficulty=3, num_samples=1, max_new_tokens=32),
+        eval=HeldoutEvalConfig(problems_per_difficulty=3, num_samples=1, max_new_tokens=32),
         progress=False,
     )
     report = run_demo(config)
@@ -101,7 +103,9 @@ def test_long_runs_cycle_through_the_prompt_pool():
 
 
 def test_every_demo_setting_with_help_is_a_flag_and_bad_ones_fail_before_training(capsys):
-    config = cli.config_from_args(parse(["--difficulty-weights", "0.5,0.25,0.25", "--no-progress", "--threads", "2"]))
+    config = cli.demo_config_from_args(
+        parse(["--difficulty-weights", "0.5,0.25,0.25", "--no-progress", "--threads", "2"])
+    )
     assert config.difficulty_weights == (0.5, 0.25, 0.25) and not config.progress and config.threads == 2
     assert cli.run(parse(["--methods", "GRPO,PPO"])) == 2
     assert capsys.readouterr().err.strip().startswith("ispo demo: error: unknown preset or method 'PPO'; known: ")

@@ -49,5 +49,5 @@ def test_methods_are_field_mappings_on_top_of_a_preset(tmp_path: Path):
         trainer_config(config, {"preset": "nope"}, tmp_path / "d")
     with pytest.raises(ValueError, match="ISPOConfig.hinge_beta must be >= 0"):
         trainer_config(config, {"preset": "ispo_paper", "hinge_beta": -1}, tmp_path / "e")
-    with pytest.raises(ValueError, match="^ISPOConfig.eta was replaced by hinge_beta"):
+    with pytest.raises(ValueError, match="^eta: ISPOConfig.eta was replaced by hinge_beta"):
         trainer_config(config, {"preset": "ispo_paper", "eta": 1}, tmp_path / "f")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ispo.data.synthetic import CHARACTERS
-from ispo.demo.evaluate import EvalConfig, evaluate, heldout_problems
+from ispo.demo.evaluate import HeldoutEvalConfig, evaluate_heldout, heldout_problems
 from ispo.eval.backends import Generation, HFBackend
 
 
@@ -35,8 +35,8 @@ def test_accuracy_by_difficulty_from_the_eval_backend(model_and_tokenizer, monke
 
     monkeypatch.setattr(HFBackend, "generate", scripted)
     model.train()
-    config = EvalConfig(num_samples=2, batch_size=4, max_new_tokens=7)
-    results = evaluate(model, tokenizer, problems, config, progress=False)
+    config = HeldoutEvalConfig(num_samples=2, batch_size=4, max_new_tokens=7)
+    results = evaluate_heldout(model, tokenizer, problems, config, progress=False)
     assert results == {
         "sampled/easy": 1.0,
         "sampled/medium": 0.0,
@@ -66,11 +66,11 @@ def test_samples_are_deterministic_for_a_seed(model_and_tokenizer, monkeypatch):
 
     def run(seed):
         seen.clear()
-        evaluate(
+        evaluate_heldout(
             model,
             tokenizer,
             problems,
-            EvalConfig(num_samples=2, max_new_tokens=8, greedy=False, seed=seed),
+            HeldoutEvalConfig(num_samples=2, max_new_tokens=8, greedy=False, seed=seed),
             progress=False,
         )
         return list(seen)

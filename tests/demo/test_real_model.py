@@ -52,7 +52,7 @@ def parse(argv):
 
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
-    return cli.config_from_args(parser.parse_args(argv))
+    return cli.demo_config_from_args(parser.parse_args(argv))
 
 
 def test_task_and_model_must_fit(monkeypatch):

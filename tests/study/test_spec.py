@@ -88,7 +88,7 @@ GOOD = {"GRPO": {"preset": "grpo"}, "ISPO": {"preset": "ispo_paper"}}
         ),
         (
             {"baseline": "GRPO", "methods": {**GOOD, "x": {"max_steps": 5}}},
-            "methods.x.max_steps: the study's shared budget",
+            "methods.x.max_steps: set for every method alike",
         ),
         (
             {"baseline": "GRPO", "methods": {**GOOD, "x": {"hinge_beta": "steep"}}},

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ispo.demo.evaluate import EvalConfig
+from ispo.demo.evaluate import HeldoutEvalConfig
 from ispo.demo.run import DemoConfig
 from ispo.study.spec import Study
 from ispo.study.summary import write_summary
@@ -41,7 +41,7 @@ def study_dir(tmp_path):
 
 def test_study_json_has_means_intervals_and_paired_differences(study_dir):
     study = Study(baseline="GRPO", methods={"GRPO": {"method": "grpo"}, "ISPO": {"method": "ispo"}}, path="s.yaml")
-    base = DemoConfig(split="dev", steps=8, eval=EvalConfig(problems_per_difficulty=50, num_samples=2))
+    base = DemoConfig(split="dev", steps=8, eval=HeldoutEvalConfig(problems_per_difficulty=50, num_samples=2))
     before = {"sampled/all": 0.2, "sampled/hard": 0.05}
     summary = write_summary(study_dir, study, [0, 1, 2, 3], base, before)
     assert (summary["task"], summary["split"], summary["seeds"], summary["steps"]) == (

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ispo.demo.evaluate import EvalConfig
+from ispo.demo.evaluate import HeldoutEvalConfig
 from ispo.demo.run import DemoConfig
 from ispo.demo.warmstart import WarmStartConfig
 from ispo.study.spec import parse_study
@@ -25,7 +25,7 @@ def tiny_base(tmp_path) -> DemoConfig:
         warmstart=WarmStartConfig(
             hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, problems_per_difficulty=50, steps=5, batch_size=8
         ),
-        eval=EvalConfig(problems_per_difficulty=2, num_samples=1, max_new_tokens=24, greedy=False),
+        eval=HeldoutEvalConfig(problems_per_difficulty=2, num_samples=1, max_new_tokens=24, greedy=False),
         progress=False,
     )
 

@@ -41,9 +41,9 @@ __all__ = [
     "DECISION_ERROR_SHARE",
     "DIFFICULTIES",
     "ERROR_OFFSETS",
-    "DifficultySpec",
+    "BranchingDifficultySpec",
     "ParityRule",
-    "Problem",
+    "BranchingProblem",
     "ThresholdRule",
     "generate_mixture",
     "generate_problems",
@@ -112,7 +112,7 @@ Rule = ParityRule | ThresholdRule
 
 
 @dataclass(frozen=True)
-class DifficultySpec:
+class BranchingDifficultySpec:
     """Ranges (inclusive) that define one difficulty level."""
 
     num_steps: tuple[int, int]
@@ -122,15 +122,15 @@ class DifficultySpec:
     max_value: int  # true running values stay in [1, max_value]
 
 
-DIFFICULTIES: dict[str, DifficultySpec] = {
-    "easy": DifficultySpec(num_steps=(2, 2), start=(1, 19), operand=(1, 9), threshold_gap=9, max_value=30),
-    "medium": DifficultySpec(num_steps=(4, 4), start=(10, 49), operand=(1, 9), threshold_gap=9, max_value=99),
-    "hard": DifficultySpec(num_steps=(6, 6), start=(10, 99), operand=(5, 29), threshold_gap=5, max_value=99),
+DIFFICULTIES: dict[str, BranchingDifficultySpec] = {
+    "easy": BranchingDifficultySpec(num_steps=(2, 2), start=(1, 19), operand=(1, 9), threshold_gap=9, max_value=30),
+    "medium": BranchingDifficultySpec(num_steps=(4, 4), start=(10, 49), operand=(1, 9), threshold_gap=9, max_value=99),
+    "hard": BranchingDifficultySpec(num_steps=(6, 6), start=(10, 99), operand=(5, 29), threshold_gap=5, max_value=99),
 }
 
 
 @dataclass(frozen=True)
-class Problem:
+class BranchingProblem:
     """A start value and the rules applied to it in order."""
 
     start: int
@@ -164,7 +164,7 @@ class Problem:
         return split_of(self.expression)
 
 
-def _sample_rule(rng: random.Random, value: int, spec: DifficultySpec) -> Rule:
+def _sample_rule(rng: random.Random, value: int, spec: BranchingDifficultySpec) -> Rule:
     """One rule for the running value ``value``; the branch it takes keeps the value in ``[1, max_value]``.
 
     Operands of the branch taken are drawn uniformly from the part of the level's range that stays in
@@ -186,7 +186,7 @@ def _sample_rule(rng: random.Random, value: int, spec: DifficultySpec) -> Rule:
     return ThresholdRule(threshold=threshold, subtract=subtract, add=add)
 
 
-def sample_problem(rng: random.Random, difficulty: str) -> Problem:
+def sample_problem(rng: random.Random, difficulty: str) -> BranchingProblem:
     """Draw one problem of ``difficulty``; true running values stay in ``[1, max_value]``."""
     spec = DIFFICULTIES[difficulty]
     start = value = rng.randint(*spec.start)
@@ -195,23 +195,23 @@ def sample_problem(rng: random.Random, difficulty: str) -> Problem:
         rule = _sample_rule(rng, value, spec)
         value = rule.apply(value, rule.decide(value))
         rules.append(rule)
-    return Problem(start=start, rules=tuple(rules), difficulty=difficulty)
+    return BranchingProblem(start=start, rules=tuple(rules), difficulty=difficulty)
 
 
-def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", seed: int = 0) -> list[Problem]:
+def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", seed: int = 0) -> list[BranchingProblem]:
     """``n`` distinct problems of one difficulty from one split (or "heldout": dev and test), determined by ``seed``."""
     return draw_distinct_problems(sample_problem, DIFFICULTIES, "ispo-branching", n, difficulty, split=split, seed=seed)
 
 
 def generate_mixture(
     n_per_difficulty: int | dict[str, int], *, split: SplitName = "train", seed: int = 0
-) -> list[Problem]:
+) -> list[BranchingProblem]:
     """Problems of every difficulty, interleaved (easy, medium, hard, easy, ...), deterministic."""
     return interleave_difficulties(generate_problems, DIFFICULTIES, n_per_difficulty, split=split, seed=seed)
 
 
 def solution_text(
-    problem: Problem,
+    problem: BranchingProblem,
     *,
     error_rate: float = 0.0,
     rng: random.Random | None = None,
@@ -247,6 +247,6 @@ def solution_text(
     return "\n".join(lines)
 
 
-def to_records(problems: list[Problem]) -> list[dict]:
+def to_records(problems: list[BranchingProblem]) -> list[dict]:
     """Rows for a TRL dataset: ``prompt`` (plain text), ``answer`` (gold, as text) and ``difficulty``."""
     return [{"prompt": p.prompt, "answer": str(p.answer), "difficulty": p.difficulty} for p in problems]

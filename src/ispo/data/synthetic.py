@@ -27,13 +27,18 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
-Split = Literal["train", "dev", "test"]
+# the held-out splits: dev for selecting methods and settings, test for confirmation only (docs/study.md)
+HeldoutSplit = Literal["dev", "test"]
+HELDOUT_SPLITS: tuple[str, ...] = get_args(HeldoutSplit)
+Split = Literal["train", HeldoutSplit]
 # what generate_problems accepts: a split, or "heldout" = dev and test together
-SplitName = Literal["train", "dev", "test", "heldout"]
-SPLIT_NAMES: tuple[str, ...] = ("train", "dev", "test", "heldout")
+SplitName = Literal[Split, "heldout"]
+SPLIT_NAMES: tuple[str, ...] = get_args(SplitName)
+# the difficulty levels of every task (each task's DIFFICULTIES has these keys, in this order)
 DifficultyName = Literal["easy", "medium", "hard"]
+DIFFICULTY_NAMES: tuple[str, ...] = get_args(DifficultyName)
 
 # Every character the prompts and solutions use; the demo's tokenizer is built over exactly these.
 CHARACTERS = "0123456789+-=\n :Q\\boxed{}"
@@ -60,7 +65,7 @@ DIFFICULTIES: dict[str, DifficultySpec] = {
 
 
 @dataclass(frozen=True)
-class Problem:
+class ArithmeticProblem:
     """One chain ``start op1 op2 ...``; ``operands`` are signed (``-3`` means subtract 3)."""
 
     start: int
@@ -100,10 +105,10 @@ def split_of(expression: str) -> Split:
 
 def in_split(split: str, name: str) -> bool:
     """Whether a problem of split ``split`` belongs to ``name`` (a split, or "heldout" = dev and test)."""
-    return split == name or (name == "heldout" and split in ("dev", "test"))
+    return split == name or (name == "heldout" and split in HELDOUT_SPLITS)
 
 
-def sample_problem(rng: random.Random, difficulty: str) -> Problem:
+def sample_problem(rng: random.Random, difficulty: str) -> ArithmeticProblem:
     """Draw one problem of ``difficulty``; true intermediate values stay in ``[0, max_value]``."""
     spec = DIFFICULTIES[difficulty]
     value = rng.randint(*spec.start)
@@ -122,17 +127,17 @@ def sample_problem(rng: random.Random, difficulty: str) -> Problem:
             sign = 1
         operands.append(sign * magnitude)
         value += sign * magnitude
-    return Problem(start=start, operands=tuple(operands), difficulty=difficulty)
+    return ArithmeticProblem(start=start, operands=tuple(operands), difficulty=difficulty)
 
 
-def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", seed: int = 0) -> list[Problem]:
+def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", seed: int = 0) -> list[ArithmeticProblem]:
     """``n`` distinct problems of one difficulty from one split (or "heldout": dev and test), determined by ``seed``."""
     return draw_distinct_problems(sample_problem, DIFFICULTIES, "ispo-synthetic", n, difficulty, split=split, seed=seed)
 
 
 def generate_mixture(
     n_per_difficulty: int | dict[str, int], *, split: SplitName = "train", seed: int = 0
-) -> list[Problem]:
+) -> list[ArithmeticProblem]:
     """Problems of every difficulty, interleaved (easy, medium, hard, easy, ...), deterministic."""
     return interleave_difficulties(generate_problems, DIFFICULTIES, n_per_difficulty, split=split, seed=seed)
 
@@ -180,7 +185,7 @@ def interleave_difficulties(generate, difficulties, n_per_difficulty: int | dict
     return mixed
 
 
-def solution_text(problem: Problem, *, error_rate: float = 0.0, rng: random.Random | None = None) -> str:
+def solution_text(problem: ArithmeticProblem, *, error_rate: float = 0.0, rng: random.Random | None = None) -> str:
     """The step-by-step solution; with ``error_rate > 0`` each step's result is wrong with that probability.
 
     A wrong step's value is carried into the next step, so the boxed answer is the (wrong) running
@@ -202,6 +207,6 @@ def solution_text(problem: Problem, *, error_rate: float = 0.0, rng: random.Rand
     return "\n".join(lines)
 
 
-def to_records(problems: list[Problem]) -> list[dict]:
+def to_records(problems: list[ArithmeticProblem]) -> list[dict]:
     """Rows for a TRL dataset: ``prompt`` (plain text), ``answer`` (gold, as text) and ``difficulty``."""
     return [{"prompt": p.prompt, "answer": str(p.answer), "difficulty": p.difficulty} for p in problems]

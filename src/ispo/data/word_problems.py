@@ -27,6 +27,7 @@ import random
 from dataclasses import dataclass
 
 from ispo.data.synthetic import (
+    DifficultySpec,
     SplitName,
     draw_distinct_problems,
     interleave_difficulties,
@@ -62,16 +63,6 @@ ADD_STEPS = ("{n} buys {k} more {item}.", "{n} gets {k} more {item}.")
 SUB_STEPS = ("{n} gives {k} {item} to {other}.", "{n} gives away {k} {item}.")
 
 
-@dataclass(frozen=True)
-class DifficultySpec:
-    """Ranges (inclusive) of one level: steps, the start value, each step's amount, the values' ceiling."""
-
-    num_steps: tuple[int, int]
-    start: tuple[int, int]
-    operand: tuple[int, int]
-    max_value: int
-
-
 # small numbers (values up to 20): the model's arithmetic, not only its reading, fails on larger ones
 DIFFICULTIES: dict[str, DifficultySpec] = {
     "easy": DifficultySpec(num_steps=(1, 1), start=(2, 12), operand=(2, 6), max_value=20),
@@ -81,7 +72,7 @@ DIFFICULTIES: dict[str, DifficultySpec] = {
 
 
 @dataclass(frozen=True)
-class Problem:
+class WordProblem:
     """One story: ``name`` starts with ``start`` ``item`` and ``operands`` are its signed steps."""
 
     name: str
@@ -130,7 +121,7 @@ def chat_messages(question: str, *, one_shot: bool = True) -> list[dict[str, str
     return messages + [{"role": "user", "content": question}]
 
 
-def sample_problem(rng: random.Random, difficulty: str) -> Problem:
+def sample_problem(rng: random.Random, difficulty: str) -> WordProblem:
     """Draw one story of ``difficulty``; true intermediate values stay in ``[0, max_value]``."""
     spec = DIFFICULTIES[difficulty]
     name, other = rng.sample(NAMES, 2)
@@ -151,10 +142,10 @@ def sample_problem(rng: random.Random, difficulty: str) -> Problem:
         sentences.append(template.format(n=name, k=magnitude, item=item, other=other))
         operands.append(sign * magnitude)
         value += sign * magnitude
-    return Problem(name, item, start, tuple(operands), tuple(sentences), difficulty)
+    return WordProblem(name, item, start, tuple(operands), tuple(sentences), difficulty)
 
 
-def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", seed: int = 0) -> list[Problem]:
+def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", seed: int = 0) -> list[WordProblem]:
     """``n`` distinct problems of one level from one split (or "heldout": dev and test), determined by ``seed``."""
     return draw_distinct_problems(
         sample_problem, DIFFICULTIES, "ispo-word-problems", n, difficulty, split=split, seed=seed
@@ -163,12 +154,12 @@ def generate_problems(n: int, difficulty: str, *, split: SplitName = "train", se
 
 def generate_mixture(
     n_per_difficulty: int | dict[str, int], *, split: SplitName = "train", seed: int = 0
-) -> list[Problem]:
+) -> list[WordProblem]:
     """Problems of every level, interleaved (easy, medium, hard, easy, ...), deterministic."""
     return interleave_difficulties(generate_problems, DIFFICULTIES, n_per_difficulty, split=split, seed=seed)
 
 
-def solution(problem: Problem) -> str:
+def solution(problem: WordProblem) -> str:
     """A correct worked solution in the example's format (for tests and inspection; never trained on)."""
     lines = [f"{problem.name} starts with {problem.start} {problem.item}."]
     value = problem.start
@@ -178,6 +169,6 @@ def solution(problem: Problem) -> str:
     return "\n".join(lines + [f"The answer is \\boxed{{{value}}}."])
 
 
-def to_records(problems: list[Problem]) -> list[dict]:
+def to_records(problems: list[WordProblem]) -> list[dict]:
     """Rows for a TRL dataset: ``prompt`` (chat messages), ``answer`` (gold, as text) and ``difficulty``."""
     return [{"prompt": p.prompt, "answer": str(p.answer), "difficulty": p.difficulty} for p in problems]

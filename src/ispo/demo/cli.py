@@ -22,17 +22,13 @@ def _fields():
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ispo.cli_args import add_flags
+    from ispo.demo.run import EVAL_PROBLEMS_HELP
 
     add_flags(parser, _fields())
-    parser.add_argument(
-        "--eval-problems",
-        type=int,
-        default=None,
-        help="held-out problems per difficulty (default 200; 20 when --steps < 10)",
-    )
+    parser.add_argument("--eval-problems", type=int, default=None, help=EVAL_PROBLEMS_HELP)
 
 
-def config_from_args(args: argparse.Namespace):
+def demo_config_from_args(args: argparse.Namespace):
     from ispo.cli_args import values_from_args
     from ispo.demo.run import DemoConfig, quick_config
 
@@ -52,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ispo.demo.run import run_demo
 
     try:
-        config = config_from_args(args)
+        config = demo_config_from_args(args)
     except ValueError as error:  # --steps 0, an unknown method: before anything is trained
         print(f"ispo demo: error: {error}", file=sys.stderr)
         return 2

@@ -16,14 +16,18 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ispo.data.synthetic import Problem
+from ispo.data.synthetic import DIFFICULTY_NAMES, HELDOUT_SPLITS, HeldoutSplit
 
 EVAL_SEED = 0  # the held-out set is the same for every demo seed, so runs are comparable
-HELDOUT_SPLITS: tuple[str, ...] = ("dev", "test")  # selection on dev, confirmation on test (docs/study.md)
+# the levels of an evaluation's results (``sampled/<level>``): each difficulty, then all of them together
+LEVELS: tuple[str, ...] = (*DIFFICULTY_NAMES, "all")
 
 
 @dataclass(frozen=True)
-class EvalConfig:
+class HeldoutEvalConfig:
+    """How the demo and the study evaluate on held-out problems (``DemoConfig.eval``; not ``ispo eval``'s
+    ``ispo.eval.EvalConfig``, which runs the standard benchmarks)."""
+
     problems_per_difficulty: int = 200
     num_samples: int = 4
     temperature: float = 1.0
@@ -34,7 +38,7 @@ class EvalConfig:
     format_compliance: bool = False  # also report the share of completions with a parseable answer
 
 
-def heldout_problems(n_per_difficulty: int, split: str = "test", *, task: str = "arithmetic") -> list[Problem]:
+def heldout_problems(n_per_difficulty: int, split: HeldoutSplit = "test", *, task: str = "arithmetic") -> list:
     """``n_per_difficulty`` problems of each difficulty of ``task`` from held-out ``split`` ("dev" or "test").
 
     Fixed by ``EVAL_SEED``: every run, seed and method of a split is evaluated on the same problems.
@@ -51,12 +55,6 @@ def heldout_problems(n_per_difficulty: int, split: str = "test", *, task: str = 
     ]
 
 
-def grade(golds: list[str], completions: list[str]) -> list[bool]:
-    from ispo.answers import verify_batch
-
-    return [bool(ok) for ok in verify_batch(golds, completions)]
-
-
 def prompt_token_ids(tokenizer, prompt) -> list[int]:
     """A plain-text prompt's ids, or a chat's (a list of messages) rendered by the tokenizer's chat template."""
     if isinstance(prompt, str):
@@ -64,14 +62,20 @@ def prompt_token_ids(tokenizer, prompt) -> list[int]:
     return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False))
 
 
-def evaluate(model, tokenizer, problems: list[Problem], config: EvalConfig | None = None, *, progress=True) -> dict:
-    """``{"sampled/<difficulty>": acc, "greedy/<difficulty>": acc, ..., "sampled/all": acc}``, accuracies in [0, 1]."""
+def evaluate_heldout(
+    model, tokenizer, problems: list, config: HeldoutEvalConfig | None = None, *, progress=True
+) -> dict:
+    """``{"sampled/<difficulty>": acc, "greedy/<difficulty>": acc, ..., "sampled/all": acc}``, accuracies in [0, 1].
+
+    ``problems`` are a task's (``heldout_problems``): each with ``prompt``, ``answer`` and ``difficulty``.
+    """
     from tqdm.auto import tqdm
 
+    from ispo.answers import verify_batch
     from ispo.eval.backends import HFBackend
     from ispo.eval.runner import sample_seed
 
-    config = config or EvalConfig()
+    config = config or HeldoutEvalConfig()
     was_training = model.training
     backend = HFBackend(model, tokenizer)  # puts the model in eval mode
     prompt_ids = [prompt_token_ids(tokenizer, p.prompt) for p in problems]
@@ -94,7 +98,7 @@ def evaluate(model, tokenizer, problems: list[Problem], config: EvalConfig | Non
             )
             completions += [generation.text for generation in generations]
             bar.update(len(batch))
-        correct = grade([str(problems[i].answer) for i, _ in samples], completions)
+        correct = [bool(ok) for ok in verify_batch([str(problems[i].answer) for i, _ in samples], completions)]
         by_level: dict[str, list[bool]] = defaultdict(list)
         for (i, _), ok in zip(samples, correct, strict=True):
             by_level[problems[i].difficulty].append(ok)

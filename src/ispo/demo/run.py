@@ -32,14 +32,27 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from ispo.demo.evaluate import EvalConfig, evaluate, heldout_problems
+from ispo.common import first_line, write_json_atomic
+from ispo.data.synthetic import DIFFICULTY_NAMES, HELDOUT_SPLITS, HeldoutSplit
+from ispo.demo.evaluate import HeldoutEvalConfig, evaluate_heldout, heldout_problems
 from ispo.demo.warmstart import WarmStartConfig, load_warm_start, warm_start
 
 # A method as the demo and the study take it: a preset name ("GRPO", "ISPO-paper", a registered method),
 # or a mapping of ISPOConfig fields, optionally on top of ``preset: NAME``.
 MethodSpec = str | Mapping[str, Any]
+
+
+# the help of the flags ``ispo demo`` and ``ispo sweep`` share (``ispo.study.cli``; each adds its defaults)
+TASK_HELP = "task (ispo.data.tasks): arithmetic, branching (tiny model), word_problems (a chat task, with --model)"
+MODEL_HELP = (
+    "a pretrained chat model to train instead of the tiny warm-started one: smollm2-135m-instruct, a .gguf "
+    "file or a save_pretrained folder; no warm start, its calibrated budget, its own tokenizer and chat "
+    "template (docs/demo.md)"
+)
+SPLIT_HELP = "held-out split to evaluate on: dev (selecting methods and settings) or test (confirmation only)"
+EVAL_PROBLEMS_HELP = "held-out problems per difficulty (default 200; 20 when --steps < 10)"
 
 
 def _help(text: str) -> dict:
@@ -54,23 +67,10 @@ class DemoConfig:
     steps: int = field(default=100, metadata=_help("RL optimizer steps per method"))
     seed: int = field(default=0, metadata=_help("seed of the RL runs and their data order"))
     task: str | None = field(
-        default=None,
-        metadata=_help(
-            "task (ispo.data.tasks): arithmetic, branching (tiny model), word_problems (a chat task, with --model); "
-            "default: arithmetic, or word_problems with --model"
-        ),
+        default=None, metadata=_help(f"{TASK_HELP}; default: arithmetic, or word_problems with --model")
     )
-    model: str | None = field(
-        default=None,
-        metadata=_help(
-            "a pretrained chat model to train instead of the tiny warm-started one: smollm2-135m-instruct, a .gguf "
-            "file or a save_pretrained folder; no warm start, its own tokenizer and chat template (docs/demo.md)"
-        ),
-    )
-    split: Literal["dev", "test"] = field(
-        default="test",
-        metadata=_help("held-out split to evaluate on: dev (selecting methods and settings) or test (confirmation)"),
-    )
+    model: str | None = field(default=None, metadata=_help(MODEL_HELP))
+    split: HeldoutSplit = field(default="test", metadata=_help(SPLIT_HELP))
     prompts_per_step: int = field(default=8, metadata=_help("prompts per RL step"))
     num_generations: int = field(default=8, metadata=_help("rollouts per prompt (the group size)"))
     # 5e-4 degraded GRPO itself in 40 steps (measured)
@@ -89,7 +89,7 @@ class DemoConfig:
         ),
     )
     warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: HeldoutEvalConfig = field(default_factory=HeldoutEvalConfig)
     # 1 by default, so results do not depend on the machine's core count (float reductions split across
     # threads round differently) and a busy machine is not oversubscribed
     threads: int | None = field(
@@ -102,8 +102,6 @@ class DemoConfig:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         from ispo.data.tasks import is_chat_task
-        from ispo.demo.evaluate import HELDOUT_SPLITS
-        from ispo.methods.presets import resolve_preset
 
         if self.task is None:
             self.task = REAL_MODEL_TASK if self.model else DEFAULT_TASK
@@ -135,7 +133,7 @@ class DemoConfig:
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods: each at most once, got {','.join(self.methods)}")
         for method in self.methods:
-            resolve_preset(method)  # a one-line ValueError naming the unknown one
+            method_fields(method)  # a one-line ValueError naming the unknown one
 
     @classmethod
     def for_model(cls, model: str, **overrides) -> DemoConfig:
@@ -167,7 +165,7 @@ REAL_MODEL_SETTINGS: dict[str, Any] = {
     "temperature": 0.5,
     "learning_rate": 1e-5,
 }
-REAL_MODEL_EVAL = EvalConfig(
+REAL_MODEL_EVAL = HeldoutEvalConfig(
     problems_per_difficulty=32,
     num_samples=2,
     temperature=0.5,
@@ -179,14 +177,19 @@ REAL_MODEL_EVAL = EvalConfig(
 
 
 def method_fields(spec: MethodSpec) -> dict[str, Any]:
-    """The ``ISPOConfig`` fields of a method: a preset name, or a mapping of fields on top of ``preset: NAME``.
+    """The ``ISPOConfig`` fields of a method: the one place a method spec is resolved (demo, study and sweep).
 
-    ``{"preset": "ispo_paper", "lambda_tok": 0}`` is the paper's ISPO with ``lambda_tok = 0``; a mapping
-    without ``preset`` is the given fields on top of ``ISPOConfig``'s defaults. Field names and values
-    are checked when the ``ISPOConfig`` is built (:func:`check_method`).
+    A preset name gives the preset's fields (``ispo.methods.presets.resolve_preset``). A mapping gives its
+    fields on top of ``preset: NAME`` (``{"preset": "ispo_paper", "lambda_tok": 0}`` is the paper's ISPO with
+    ``lambda_tok = 0``), or on top of ``ISPOConfig``'s defaults without ``preset``. A mapping's fields are
+    checked by name (an ``ISPOConfig`` field, not a removed one, not one of ``SHARED_FIELDS``), and a text
+    value of a field that is not text is converted by the field's type, as a flag's text is (``"1e-3"`` is
+    0.001: YAML reads it as text). Values are checked when the ``ISPOConfig`` is built (:func:`check_method`).
+    Resolved fields resolve to themselves.
 
     Raises:
-        ValueError: an unknown preset (one line, naming it).
+        ValueError: one line; for a mapping it starts with the key at fault (``preset: unknown preset ...``,
+            ``lamda_tok: unknown ISPOConfig field``).
     """
     from ispo.methods.presets import resolve_preset
 
@@ -194,13 +197,43 @@ def method_fields(spec: MethodSpec) -> dict[str, Any]:
         return resolve_preset(spec)
     if not isinstance(spec, Mapping):
         raise ValueError(f"a method is a preset name or a mapping of ISPOConfig fields, got {spec!r}")
-    fields = dict(spec)
-    preset = fields.pop("preset", None)
-    if preset is None:
-        return fields
-    if not isinstance(preset, str):
-        raise ValueError(f"preset: expected a preset name, got {preset!r}")
-    return {**resolve_preset(preset), **fields}
+    given = dict(spec)
+    preset = given.pop("preset", None)
+    fields: dict[str, Any] = {}
+    if preset is not None:
+        if not isinstance(preset, str):
+            raise ValueError(f"preset: expected a preset name, got {preset!r}")
+        try:
+            fields = resolve_preset(preset)
+        except ValueError as error:
+            raise ValueError(f"preset: {error}") from None
+    return {**fields, **_checked_fields(given)}
+
+
+def _checked_fields(given: dict) -> dict[str, Any]:
+    """A method's own fields, each checked by name and a text value converted by the field's type."""
+    if not given:
+        return {}
+    from ispo.cli_args import flag_fields, parse_value
+    from ispo.trainer import ISPOConfig
+    from ispo.trainer.config import removed_field_error
+
+    annotations = {item.name: item.annotation for item in flag_fields(ISPOConfig)}
+    checked: dict[str, Any] = {}
+    for key, value in given.items():
+        key = str(key)
+        if removed_field_error(key):
+            raise ValueError(f"{key}: {removed_field_error(key)}")
+        if key not in annotations:
+            raise ValueError(f"{key}: unknown ISPOConfig field")
+        if key in SHARED_FIELDS:
+            raise ValueError(
+                f"{key}: set for every method alike (the shared budget of a demo or study), not per method"
+            )
+        if isinstance(value, str) and annotations[key] is not str:
+            value = parse_value(value, annotations[key], flag=key)  # a ValueError starting with the key
+        checked[key] = value
+    return checked
 
 
 def rl_records(config: DemoConfig) -> list[dict]:
@@ -211,7 +244,7 @@ def rl_records(config: DemoConfig) -> list[dict]:
 
     task = get_task(config.task)
     n_prompts = config.steps * config.prompts_per_step
-    names = ("easy", "medium", "hard")
+    names = DIFFICULTY_NAMES  # difficulty_weights are in this order
     # distinct prompts up to a pool size the easy split can supply; longer runs cycle through the pool
     pool_size = min(n_prompts, 2000)
     pools = {name: task.generate_problems(pool_size, name, split="train", seed=1000 + config.seed) for name in names}
@@ -258,37 +291,28 @@ def trainer_config(config: DemoConfig, method: MethodSpec, output_dir: Path):
     """The ``ISPOConfig`` of ``method`` (a preset name or a field mapping) under the demo's shared budget.
 
     Raises:
-        ValueError: one line naming the offending key: an unknown preset or ``ISPOConfig`` field, a shared
-            field (the budget is the demo's), or a value ``ISPOConfig`` refuses.
+        ValueError: one line: what :func:`method_fields` refuses, or a value ``ISPOConfig`` refuses.
     """
-    import dataclasses
+    return _ispo_config(config, method_fields(method), output_dir)
 
+
+def _ispo_config(config: DemoConfig, fields: dict[str, Any], output_dir: Path):
+    """The ``ISPOConfig`` of resolved method ``fields`` (from :func:`method_fields`) under the shared budget."""
     from ispo.trainer import ISPOConfig
-    from ispo.trainer.config import removed_field_error
 
-    fields = method_fields(method)
-    known = {f.name for f in dataclasses.fields(ISPOConfig) if f.init}
-    for name in fields:
-        if removed_field_error(name):
-            raise ValueError(removed_field_error(name))
-        if name not in known:
-            raise ValueError(f"{name}: unknown ISPOConfig field")
-        if name in SHARED_FIELDS:
-            raise ValueError(f"{name}: set for every method alike by the demo (its shared budget), not per method")
     try:
         return ISPOConfig(**shared_fields(config, output_dir), **fields)
     except (TypeError, ValueError) as error:
-        raise ValueError(str(error).splitlines()[0] if str(error) else repr(error)) from None
+        raise ValueError(first_line(error)) from None
 
 
-def check_method(config: DemoConfig, method: MethodSpec) -> dict[str, Any]:
-    """Build the method's ``ISPOConfig`` once (nothing trained) and return its fields; a bad one is a ``ValueError``."""
+def check_method(config: DemoConfig, fields: dict[str, Any]) -> None:
+    """Build the ``ISPOConfig`` of resolved method ``fields`` once (nothing trained); a bad value: ``ValueError``."""
     import tempfile
 
     quiet_warnings()
     with tempfile.TemporaryDirectory() as folder:
-        trainer_config(config, method, Path(folder))
-    return method_fields(method)
+        _ispo_config(config, fields, Path(folder))
 
 
 def quiet_warnings() -> None:
@@ -330,7 +354,7 @@ def warm_start_folder(config: DemoConfig, *, force: bool | None = None) -> Path:
 def evaluate_folder(config: DemoConfig, model_folder: Path, problems: list) -> dict:
     """Held-out accuracies of the model saved in ``model_folder`` (the warm start: the "before" numbers)."""
     model, tokenizer = load_warm_start(model_folder)
-    return evaluate(model, tokenizer, problems, config.eval, progress=config.progress)
+    return evaluate_heldout(model, tokenizer, problems, config.eval, progress=config.progress)
 
 
 def demo_problems(config: DemoConfig) -> list:
@@ -352,13 +376,14 @@ class CellResult:
 def run_cell(
     config: DemoConfig,
     name: str,
-    method: MethodSpec,
+    fields: dict[str, Any],
     model_folder: Path,
     problems: list,
     before: dict,
     run_dir: Path,
 ) -> CellResult:
-    """Train ``method`` from the warm start in ``model_folder`` and evaluate it on ``problems``.
+    """Train the method of resolved ``fields`` (:func:`method_fields`) from the warm start in ``model_folder``
+    and evaluate it on ``problems``.
 
     Writes ``run_dir/metrics.jsonl`` (one record per step, as the trainer logs it; a stale one is removed
     first), then ``eval.json`` (``before``, ``after``, ``task``, ``split``) and last ``run.json``, each
@@ -367,10 +392,9 @@ def run_cell(
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("run.json", "eval.json", "metrics.jsonl"):  # a fresh run, not appended to an old one
         (run_dir / stale).unlink(missing_ok=True)
-    fields = method_fields(method)
     trained, tokenizer, train_seconds = train_method(config, fields, model_folder, run_dir)
     t0 = time.perf_counter()
-    after = evaluate(trained, tokenizer, problems, config.eval, progress=config.progress)
+    after = evaluate_heldout(trained, tokenizer, problems, config.eval, progress=config.progress)
     eval_seconds = time.perf_counter() - t0
     evaluation = {"before": before, "after": after, "task": config.task, "split": config.split}
     write_json_atomic(run_dir / "eval.json", evaluation)
@@ -388,15 +412,8 @@ def run_cell(
     return CellResult(name, config.seed, after, train_seconds, eval_seconds)
 
 
-def write_json_atomic(path: Path, value) -> None:
-    """Write JSON to a temporary file next to ``path``, then rename it over ``path`` (never half-written)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def train_method(config: DemoConfig, method: MethodSpec, model_folder: Path, output_dir: Path):
-    """Train one method from the warm start; returns (trained model, tokenizer, wall seconds)."""
+def train_method(config: DemoConfig, fields: dict[str, Any], model_folder: Path, output_dir: Path):
+    """Train one method (resolved ``fields``) from the warm start; returns (trained model, tokenizer, wall seconds)."""
     from datasets import Dataset
 
     from ispo.trainer import ISPOTrainer
@@ -405,7 +422,7 @@ def train_method(config: DemoConfig, method: MethodSpec, model_folder: Path, out
     trainer = ISPOTrainer(
         model=model,
         processing_class=tokenizer,
-        args=trainer_config(config, method, output_dir),
+        args=_ispo_config(config, fields, output_dir),
         train_dataset=Dataset.from_list(rl_records(config)),
     )
     _quiet_step_logs(trainer)
@@ -452,7 +469,7 @@ def run_demo(config: DemoConfig) -> Path:
         run_dir = out / method
         start = config.model or "the warm start"
         print(f"\n== {method}: {config.steps} steps from {start} ==", flush=True)
-        result = run_cell(config, method, method, model_folder, problems, before, run_dir)
+        result = run_cell(config, method, method_fields(method), model_folder, problems, before, run_dir)
         timings[f"train/{method}"] = result.train_seconds
         timings[f"eval/{method}"] = result.eval_seconds
         _print_accuracy(f"{method} after", result.after)
@@ -467,8 +484,7 @@ def run_demo(config: DemoConfig) -> Path:
 
 
 def _print_accuracy(label: str, results: dict) -> None:
-    levels = ("easy", "medium", "hard")
-    cells = "  ".join(f"{level} {results.get(f'sampled/{level}', float('nan')):.2f}" for level in levels)
+    cells = "  ".join(f"{level} {results.get(f'sampled/{level}', float('nan')):.2f}" for level in DIFFICULTY_NAMES)
     print(f"held-out accuracy {label}: {cells}", flush=True)
 
 

@@ -18,6 +18,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from ispo.common import first_line  # re-exported: ispo.eval and ispo.train import it from here
+
 
 class ModelSourceError(ValueError):
     """A model path or hub id that cannot be loaded; the message names it, on one line."""
@@ -133,9 +135,3 @@ def check_model_source(name: str, *, trust_remote_code: bool = False) -> None:
         AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise ModelSourceError(f"model {name!r} cannot be loaded: {first_line(error)}") from None
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message (``transformers`` explains over several), or its type's name."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field, replace
-from typing import Literal
+
+from ispo.data.synthetic import HeldoutSplit
+from ispo.demo.run import EVAL_PROBLEMS_HELP, MODEL_HELP, SPLIT_HELP, TASK_HELP
 
 
 def _help(text: str) -> dict:
@@ -35,22 +37,11 @@ class SweepArgs:
     steps: int | None = field(default=None, metadata=_help("RL steps per cell (default: the demo's, 100)"))
     task: str | None = field(
         default=None,
-        metadata=_help("task (default: the study file's, else arithmetic; word_problems with --model)"),
+        metadata=_help(f"{TASK_HELP}; default: the study file's, else arithmetic (word_problems with --model)"),
     )
-    model: str | None = field(
-        default=None,
-        metadata=_help(
-            "a pretrained chat model (smollm2-135m-instruct, a .gguf file or a folder) instead of the tiny "
-            "warm-started one, with its calibrated budget (docs/demo.md)"
-        ),
-    )
-    split: Literal["dev", "test"] = field(
-        default="dev",
-        metadata=_help("held-out split: dev (selecting methods and settings) or test (the confirmation only)"),
-    )
-    eval_problems: int | None = field(
-        default=None, metadata=_help("held-out problems per difficulty (default 200; 20 when --steps < 10)")
-    )
+    model: str | None = field(default=None, metadata=_help(MODEL_HELP))
+    split: HeldoutSplit = field(default="dev", metadata=_help(SPLIT_HELP))
+    eval_problems: int | None = field(default=None, metadata=_help(EVAL_PROBLEMS_HELP))
 
 
 def _fields():

@@ -22,10 +22,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ispo.study.cells import cell_dir
+from ispo.common import cell_dir, first_line, write_json_atomic
+from ispo.data.synthetic import DIFFICULTY_NAMES
 from ispo.study.spec import Study, StudyError, format_seeds
-
-LEVELS: tuple[str, ...] = ("easy", "medium", "hard", "all")
 
 
 @dataclass
@@ -81,7 +80,7 @@ def run_sweep(
         StudyError: ``output_dir`` holds a study run with other settings, or a finished cell of a method
             whose fields changed since (nothing is run).
     """
-    from ispo.demo.run import demo_problems, evaluate_folder, setup_runtime, warm_start_folder, write_json_atomic
+    from ispo.demo.run import demo_problems, evaluate_folder, setup_runtime, warm_start_folder
     from ispo.study.summary import write_summary
 
     log = log or _print
@@ -102,7 +101,7 @@ def run_sweep(
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output_dir / "sweep.json", {**settings, "study": study.path, "methods": study.methods})
 
-    before = _before(output_dir, base, model_folder, settings, evaluate_folder, demo_problems, write_json_atomic, log)
+    before = _before(output_dir, base, model_folder, settings, evaluate_folder, demo_problems, log)
 
     todo = [cell for cell in cells if cell not in finished]
     for name, seed in todo:  # an interrupted cell reruns from scratch
@@ -161,7 +160,7 @@ def _check_output(output_dir: Path, study: Study, cells: list[tuple[str, int]], 
     return finished
 
 
-def _before(output_dir, base, model_folder, settings, evaluate_folder, demo_problems, write_json_atomic, log) -> dict:
+def _before(output_dir, base, model_folder, settings, evaluate_folder, demo_problems, log) -> dict:
     """The warm start's held-out accuracy, evaluated once per study and kept in ``DIR/before.json``."""
     path = output_dir / "before.json"
     key = {k: settings[k] for k in ("task", "split", "eval", "warm_start")}
@@ -323,7 +322,7 @@ def run_cell_job(job: CellJob) -> dict:
 
 
 def _levels(accuracy: dict) -> str:
-    return " ".join(f"{level} {accuracy.get(f'sampled/{level}', float('nan')):.2f}" for level in LEVELS[:3])
+    return " ".join(f"{level} {accuracy.get(f'sampled/{level}', float('nan')):.2f}" for level in DIFFICULTY_NAMES)
 
 
 def _clock(seconds: float) -> str:
@@ -334,8 +333,9 @@ def _clock(seconds: float) -> str:
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
+    """``ValueError: <first line>`` (the type alone for an error without a message)."""
+    kind, line = type(error).__name__, first_line(error)
+    return kind if line == kind else f"{kind}: {line}"
 
 
 def _normal(value):

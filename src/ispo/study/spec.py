@@ -152,38 +152,17 @@ def parse_study(raw: Any, *, check=None, path: str | None = None) -> Study:
 
 
 def _resolve_method(name: str, spec: dict, check) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the mapping as given, text values converted; the resolved ISPOConfig fields)."""
-    from ispo.cli_args import flag_fields, parse_value
-    from ispo.demo.run import SHARED_FIELDS, method_fields
-    from ispo.trainer import ISPOConfig
-    from ispo.trainer.config import removed_field_error
+    """(the mapping as given, text values converted; the resolved ISPOConfig fields), by the demo's resolver."""
+    from ispo.demo.run import method_fields
 
-    annotations = {item.name: item.annotation for item in flag_fields(ISPOConfig)}
-    values: dict[str, Any] = {}
-    for key, value in spec.items():
-        key = str(key)
-        if key == "preset":
-            values[key] = value
-            continue
-        if removed_field_error(key):
-            raise StudyError(f"methods.{name}.{key}: {removed_field_error(key)}")
-        if key not in annotations:
-            raise StudyError(f"methods.{name}.{key}: unknown ISPOConfig field")
-        if key in SHARED_FIELDS:
-            raise StudyError(f"methods.{name}.{key}: the study's shared budget, the same for every method")
-        if isinstance(value, str) and annotations[key] is not str:
-            try:  # YAML reads 1e-3 as text; the field's type says what it means
-                value = parse_value(value, annotations[key], flag=key)
-            except ValueError as error:
-                raise StudyError(f"methods.{name}.{error}") from None
-        values[key] = value
     try:
-        fields = method_fields(values)
-    except ValueError as error:
-        raise StudyError(f"methods.{name}.preset: {error}") from None
+        fields = method_fields(spec)  # names checked, text values typed, the preset resolved
+    except ValueError as error:  # its message starts with the key at fault
+        raise StudyError(f"methods.{name}.{error}") from None
+    given = {str(key): value if key == "preset" else fields[str(key)] for key, value in spec.items()}
     if check is not None:
         try:
             check(name, fields)
         except ValueError as error:
             raise StudyError(f"methods.{name}: {error}") from None
-    return values, fields
+    return given, fields

@@ -16,10 +16,11 @@ import json
 import os
 from pathlib import Path
 
+from ispo.common import cell_dir
+from ispo.demo.evaluate import LEVELS
 from ispo.study.spec import Study, format_seeds
 from ispo.study.stats import INTERVAL_METHOD, mean_ci, paired_difference
 
-LEVELS: tuple[str, ...] = ("easy", "medium", "hard", "all")
 # (label in study.json, metrics.jsonl key, part of the run)
 INDICES: tuple[tuple[str, str, str], ...] = (
     ("zero_adv_rate/outcome late", "zero_adv_rate/outcome", "late"),
@@ -37,7 +38,6 @@ INDICES: tuple[tuple[str, str, str], ...] = (
 def collect(output_dir: Path, study: Study, seeds: list[int]) -> dict[str, dict[int, dict]]:
     """Per finished cell: ``{method: {seed: {"accuracy": {level: v}, "indices": {label: v}, "train_seconds": s}}}``."""
     from ispo.report import early_late, load_run
-    from ispo.study.cells import cell_dir
 
     results: dict[str, dict[int, dict]] = {name: {} for name in study.methods}
     for name in study.methods:
@@ -58,7 +58,7 @@ def collect(output_dir: Path, study: Study, seeds: list[int]) -> dict[str, dict[
     return results
 
 
-def summarize(results: dict[str, dict[int, dict]], study: Study, seeds: list[int], base, before: dict) -> dict:
+def summarize_study(results: dict[str, dict[int, dict]], study: Study, seeds: list[int], base, before: dict) -> dict:
     """The content of ``study.json`` (see the module doc)."""
     baseline = results.get(study.baseline, {})
     methods = {}
@@ -110,7 +110,7 @@ def _with_seeds(values: dict[int, float]) -> dict | None:
 def write_summary(output_dir: Path, study: Study, seeds: list[int], base, before: dict, *, wall_seconds=None) -> dict:
     """Collect the finished cells and write ``study.json``, ``study.md`` and ``study.png``; returns the json content."""
     output_dir = Path(output_dir)
-    summary = summarize(collect(output_dir, study, seeds), study, seeds, base, before)
+    summary = summarize_study(collect(output_dir, study, seeds), study, seeds, base, before)
     if wall_seconds is not None:
         summary["wall_seconds_this_run"] = round(wall_seconds, 1)
     image = plot_accuracy(summary, output_dir / "study.png")
