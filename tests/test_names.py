@@ -56,21 +56,9 @@ _interface(
 
 # (name, the modules that define it) -> why it is allowed for now. Keep it short; fix rather than add.
 KNOWN_EXCEPTIONS: dict[tuple[str, frozenset[str]], str] = {
-    ("check_finite", frozenset({"ispo.core._checks", "ispo.trainer.passes"})): (
-        "two different checks (core: names the position; trainer: names the step and stops the run); "
-        "outside the files of the change that added this test (issue 17 item 4): rename one with the trainer work"
-    ),
     ("markdown_report", frozenset({"ispo.eval.summary", "ispo.report"})): (
         "the benchmark summary's and the run report's markdown; ispo.eval is being edited elsewhere: "
         "rename one when that work lands"
-    ),
-    ("resolve_model", frozenset({"ispo.models.loading", "ispo.train"})): (
-        "ispo.train's wraps the loader's (builds 'tiny' first); outside the files of the change that added "
-        "this test: rename ispo.train's (e.g. recipe_model) when ispo.train is next edited"
-    ),
-    ("main", frozenset({"ispo.cli", "ispo.train"})): (
-        "the console entry point and ispo train's training function; outside the files of the change that "
-        "added this test: rename ispo.train's (e.g. train_from_recipe) when ispo.train is next edited"
     ),
 }
 

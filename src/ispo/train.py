@@ -169,7 +169,7 @@ def build_examples(recipe: RecipeArgs, rows: list[dict]) -> list[dict]:
     return examples
 
 
-def resolve_model(recipe: RecipeArgs, output_dir: str, *, trust_remote_code: bool = False) -> str:
+def recipe_model(recipe: RecipeArgs, output_dir: str, *, trust_remote_code: bool = False) -> str:
     """The model id or path to load; 'tiny' is built (once) and saved under ``output_dir``; a ``.gguf``
     file or a packaged model (``smollm2-135m-instruct``) is converted once into the user cache
     (``ispo.models.loading.resolve_model``).
@@ -197,7 +197,7 @@ def resolve_model(recipe: RecipeArgs, output_dir: str, *, trust_remote_code: boo
     return str(path)
 
 
-def main(recipe: RecipeArgs, config) -> int:
+def train_from_recipe(recipe: RecipeArgs, config) -> int:
     """Train per ``recipe`` and ``config`` (an ``ISPOConfig``); returns a process exit code."""
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
@@ -211,7 +211,7 @@ def main(recipe: RecipeArgs, config) -> int:
         return 2
     init_kwargs = config.model_init_kwargs if isinstance(config.model_init_kwargs, dict) else {}
     try:
-        model = resolve_model(recipe, config.output_dir, trust_remote_code=bool(init_kwargs.get("trust_remote_code")))
+        model = recipe_model(recipe, config.output_dir, trust_remote_code=bool(init_kwargs.get("trust_remote_code")))
         trainer = ISPOTrainer(model, args=config, train_dataset=Dataset.from_list(examples))
     except OSError as error:  # a model folder without tokenizer or weights, say
         print(f"ispo train: error: model {recipe.model}: {first_line(error)}", file=sys.stderr)
@@ -259,4 +259,4 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:  # a bad recipe or flag: say which, no traceback
         print(f"ispo train: error: {error}", file=sys.stderr)
         return 2
-    return main(recipe, config)
+    return train_from_recipe(recipe, config)

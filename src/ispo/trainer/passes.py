@@ -280,7 +280,7 @@ class StatisticsPasses:
                 )
         for name in ("old_logps", "entropies", "base_logps", "token_self_certainty"):
             if name in statistics:
-                check_finite(f"rollout {name}", statistics[name], local.valid, step)
+                stop_on_non_finite(f"rollout {name}", statistics[name], local.valid, step)
         return statistics, metrics
 
     def _pi_old(self, model, local: LocalRollouts, captured: list, recorder, timings: dict, metrics: dict):
@@ -372,8 +372,8 @@ class StatisticsPasses:
         num_rows = len(local.spans)
         with_, mask_all = scatter_rows(with_, mask, rows, num_rows)
         without, _ = scatter_rows(without, mask, rows, num_rows)
-        check_finite("answer log-probs", with_, mask_all, step)
-        check_finite("counterfactual answer log-probs", without, mask_all, step)
+        stop_on_non_finite("answer log-probs", with_, mask_all, step)
+        stop_on_non_finite("counterfactual answer log-probs", without, mask_all, step)
         return {"answer_logps_with": with_, "answer_logps_without": without, "answer_mask": mask_all}
 
     def _gold_tokens(self, local: LocalRollouts) -> tuple[list[int], list[list[int]]]:
@@ -426,8 +426,8 @@ class StatisticsPasses:
             without_logps = with_logps
         with_logps, mask_all = scatter_rows(with_logps, mask, rows, num_rows)
         without_logps, _ = scatter_rows(without_logps, mask, rows, num_rows)
-        check_finite("gold answer log-probs", with_logps, mask_all, step)
-        check_finite("gold answer log-probs without the reasoning", without_logps, mask_all, step)
+        stop_on_non_finite("gold answer log-probs", with_logps, mask_all, step)
+        stop_on_non_finite("gold answer log-probs without the reasoning", without_logps, mask_all, step)
         return {"gold_logps_with": with_logps, "gold_logps_without": without_logps, "gold_mask": mask_all}
 
     def _gold_per_step(self, model, local: LocalRollouts, step: int) -> dict[str, torch.Tensor]:
@@ -457,7 +457,7 @@ class StatisticsPasses:
         step_mask = torch.zeros_like(step_logps, dtype=torch.bool)
         for i, (r, k) in enumerate(slots):
             step_logps[r, k], step_mask[r, k] = logps[i], mask[i]
-        check_finite("gold answer log-probs after reasoning steps", step_logps, step_mask, step)
+        stop_on_non_finite("gold answer log-probs after reasoning steps", step_logps, step_mask, step)
         step_ids = step_ids_from_boundaries(cuts_per_row, local.logits_to_keep).to(logps.device)
         return {"step_gold_logps": step_logps, "step_gold_mask": step_mask, "step_ids": step_ids}
 
@@ -495,7 +495,7 @@ def scatter_rows(values: torch.Tensor, mask: torch.Tensor, rows: list[int], num_
     return out, out_mask
 
 
-def check_finite(what: str, values: torch.Tensor, valid: torch.Tensor, step: int) -> None:
+def stop_on_non_finite(what: str, values: torch.Tensor, valid: torch.Tensor, step: int) -> None:
     """Stop the run, naming the statistic and the step, on a NaN or infinite value at a valid position."""
     if not bool(torch.isfinite(values[valid]).all()):
         raise FloatingPointError(
