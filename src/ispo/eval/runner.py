@@ -1,4 +1,4 @@
-"""The evaluation loop: prompts -> batched generation -> ``ispo.verify`` -> records -> summary.
+"""The evaluation loop: prompts -> batched generation -> ``ispo.answers`` -> records -> summary.
 
 ``evaluate(EvalConfig(...))`` writes into ``output_dir``:
 
@@ -9,7 +9,7 @@
   refused (mixing them would corrupt the scores); ``--overwrite`` starts afresh.
 - ``summary.json`` and ``summary.md``: see :mod:`ispo.eval.summary`.
 
-Answers are graded by ``ispo.verify.verify_batch``, the function the training reward calls. With
+Answers are graded by ``ispo.answers.verify_batch``, the function the training reward calls. With
 ``flexible_extract`` the last number of each completion is graded too, as separate ``flexible``
 metrics (:mod:`ispo.eval.flexible`); the strict scores do not change.
 """
