@@ -86,7 +86,6 @@ def make_batch(seed: int = 0, auxiliary: bool = False) -> RolloutBatch:
         reward=outcome + aux,
         has_answer=torch.tensor([True, False, True, True, True, True, True, True, True]),
         valid=valid,
-        vocab_size=50,
         old_logps=old_logps,
         entropies=rand(n, T) * 2.5,
         base_logps=old_logps - (rand(n, T) * 0.8 - 0.2),  # drift in [-0.2, 0.6]: some tokens pass 0.3

@@ -84,7 +84,6 @@ class RolloutBatch:
     reward: torch.Tensor  # (N,) TRL's reward: the weighted sum of every function, NaN where all are None
     has_answer: torch.Tensor  # (N,) bool: an answer span was found
     valid: torch.Tensor | None  # (N, T) bool: real completion tokens (None when no per-token statistic is gathered)
-    vocab_size: int
     signals: RolloutSignals = field(default_factory=RolloutSignals)  # ISPO's per-rollout signals
     old_logps: torch.Tensor | None = None  # (N, T) log p of sampled tokens under pi_old
     entropies: torch.Tensor | None = None  # (N, T) entropy of pi_old(. | prefix), nats

@@ -149,7 +149,6 @@ class ISPOTrainer(GRPOTrainer):
         self._metrics_writer = MetricsWriter(os.path.join(args.output_dir, "metrics.jsonl"))
         self._warned: set[str] = set()
         self.last_record: StepRecord | None = None  # the latest scored batch (public; see StepRecord)
-        self._vocab_size = int(self.model.config.get_text_config().vocab_size)
         base_model, base_source = None, None
         if own_reference:
             if uses_peft:
@@ -368,7 +367,6 @@ class ISPOTrainer(GRPOTrainer):
             reward=reward,
             has_answer=self.accelerator.gather(has_answer).bool(),  # gloo gathers no bool tensors
             valid=local.valid,  # local until the gather stage
-            vocab_size=self._vocab_size,
         )
 
     def _exchange_stage(self, batch: RolloutBatch, local: LocalRollouts, statistics: dict) -> RolloutBatch:
@@ -383,7 +381,6 @@ class ISPOTrainer(GRPOTrainer):
             reward=batch.reward[rows],
             has_answer=batch.has_answer[rows],
             valid=local.valid,
-            vocab_size=batch.vocab_size,
             **statistics,
         )
         signals = ispo_rollout_signals(local_batch, self.args) if self._ispo_signals else RolloutSignals()
