@@ -290,3 +290,26 @@ def test_errors_name_the_argument():
         drift_filter(logp, logp, ones, float("inf"))
     with pytest.raises(ValueError, match="completion_mask"):
         entropy_filter(entropy, torch.full((2, 3), 2), 0.5)
+
+
+@pytest.mark.parametrize("mode", ["intersection", "entropy", "drift", "union"])
+def test_combining_the_filters_gives_the_critical_set(generator, mode):
+    """ISPO's per-rollout signals compute E and D once and combine them: the plain-loop reference's set."""
+    from ispo.core import combine_filters
+
+    entropy = torch.rand(5, 9, generator=generator) * 3
+    valid = torch.rand(5, 9, generator=generator) > 0.2
+    policy = -torch.rand(5, 9, generator=generator) * 2
+    base = policy - (torch.rand(5, 9, generator=generator) - 0.3)
+    high_entropy = entropy_filter(entropy, valid, 0.3)
+    for logp_base, drifted in ((base, drift_filter(policy, base, valid, 0.3)), (None, valid)):
+        expected = reference_mask(
+            entropy.tolist(),
+            valid.tolist(),
+            policy.tolist(),
+            None if logp_base is None else logp_base.tolist(),
+            0.3,
+            0.3,
+            mode,
+        )
+        assert combine_filters(high_entropy, drifted, mode).tolist() == expected

@@ -9,7 +9,14 @@ and scalars in, tensors out.
 
 from ispo.core import paper
 from ispo.core.advantages import REWARD_SCALES, RewardScale, group_advantages, nanstd
-from ispo.core.critical import CRITICAL_MODES, CriticalMode, critical_token_mask, drift_filter, entropy_filter
+from ispo.core.critical import (
+    CRITICAL_MODES,
+    CriticalMode,
+    combine_filters,
+    critical_token_mask,
+    drift_filter,
+    entropy_filter,
+)
 from ispo.core.diagnostics import dominance_violations, group_is_constant, zero_advantage_groups
 from ispo.core.ifd import conditional_ifd
 from ispo.core.pacr import (
@@ -73,6 +80,7 @@ __all__ = [
     "composite_reward",
     "conditional_ifd",
     "confidence_gains",
+    "combine_filters",
     "critical_token_advantages",
     "critical_token_mask",
     "dominance_violations",

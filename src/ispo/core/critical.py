@@ -123,11 +123,26 @@ def critical_token_mask(
 
     if mode == "drift":
         return drifted.clone() if drifted is valid else drifted
-    high_entropy = _entropy_filter(entropy, valid, top_frac)
+    return combine_filters(_entropy_filter(entropy, valid, top_frac), drifted, mode)
+
+
+def combine_filters(high_entropy: torch.Tensor, drifted: torch.Tensor, mode: CriticalMode) -> torch.Tensor:
+    """The critical set from the two filters' masks: E ∩ D (the paper's), E, D or E ∪ D.
+
+    For a caller that also needs E and D themselves (the diagnostics' set sizes): computing the filters
+    once and combining them here gives exactly ``critical_token_mask``'s result.
+
+    Shapes: high_entropy, drifted ``(B, T)`` bool -> ``(B, T)`` bool.
+    """
+    if mode not in CRITICAL_MODES:
+        raise ValueError(f"mode must be one of {CRITICAL_MODES}, got {mode!r}")
+    check_same_shape("high_entropy", high_entropy, drifted=drifted)
     if mode == "intersection":
         return high_entropy & drifted
     if mode == "entropy":
-        return high_entropy
+        return high_entropy.clone()
+    if mode == "drift":
+        return drifted.clone()
     return high_entropy | drifted
 
 

@@ -17,6 +17,7 @@ from ispo.core import (
     IntrinsicGroups,
     IntrinsicScale,
     RewardScale,
+    combine_filters,
     composite_reward,
     conditional_ifd,
     critical_token_advantages,
@@ -182,7 +183,7 @@ def rollout_signals(batch: RolloutBatch, options: IspoOptions) -> RolloutSignals
         drifted = valid
     else:
         drifted = drift_filter(batch.old_logps, batch.base_logps, valid, options.drift_threshold)
-    critical = critical_mask(batch, options)
+    critical = combine_filters(high_entropy, drifted, options.critical)  # each filter computed once
     entropies = batch.entropies.float()
     signals.token_reward = token_directional_reward(
         batch.old_logps.float(),
