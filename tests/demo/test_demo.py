@@ -72,7 +72,9 @@ def test_demo_runs_end_to_end_on_a_toy_budget(tmp_path, monkeypatch):
         assert [r["step"] for r in records] == [1, 2]
         assert "zero_adv_rate/outcome" in records[0]
         evaluation = json.loads((out / method / "eval.json").read_text())
-        assert set(evaluation) == {"before", "after", "task", "split"} and "sampled/hard" in evaluation["after"]
+        assert set(evaluation) == {"before", "after", "task", "split", "stalled"}
+        assert "sampled/hard" in evaluation["after"]
+        assert [g["step"] for g in evaluation["stalled"]["groups"]] == [1, 1, 2, 2]  # 2 steps x 2 prompts
         assert (evaluation["task"], evaluation["split"]) == ("arithmetic", "test")
         info = json.loads((out / method / "run.json").read_text())
         assert info["name"] == method and info["seed"] == 0 and info["split"] == "test"

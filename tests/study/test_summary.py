@@ -94,3 +94,25 @@ def test_every_table_of_study_md_says_its_split_and_seeds(study_dir):
     paired_rows = text.split("## Paired difference")[1].split("##")[0]
     assert "| ISPO | +0.020 [-0.055, +0.095] |" in paired_rows  # easy: mean +0.02, interval across 0, not bold
     assert (study_dir / "study.png").stat().st_size > 0
+
+
+def test_the_fig6_quantity_is_summarised_with_paired_differences(tmp_path):
+    """eval.json's ``stalled`` entry -> study.json's ``stalled`` (over seeds, later - start, vs baseline)."""
+    later = {"GRPO": {0: 0.5, 1: 0.4}, "ISPO": {0: 0.7, 1: 0.5}}
+    for name, by_seed in later.items():
+        for seed, value in by_seed.items():
+            write_cell(tmp_path, name, seed, 0.3, hc=0.5)
+            path = tmp_path / name / f"seed{seed}" / "eval.json"
+            evaluation = json.loads(path.read_text())
+            evaluation["stalled"] = {"stalled": 10 + seed, "solved_later": value, "solved_at_start": 0.4}
+            path.write_text(json.dumps(evaluation))
+    write_cell(tmp_path, "ISPO", 2, 0.3, hc=0.5)  # a cell from before the measurement: no stalled entry
+    study = Study(baseline="GRPO", methods={"GRPO": {"method": "grpo"}, "ISPO": {"method": "ispo"}}, path="s.yaml")
+    summary = write_summary(tmp_path, study, [0, 1, 2], DemoConfig(split="dev", steps=8), {})
+    stalled = summary["methods"]["ISPO"]["stalled"]
+    assert stalled["prompts"]["mean"] == pytest.approx(10.5)
+    assert stalled["solved_later"]["mean"] == pytest.approx(0.6) and stalled["solved_later"]["n"] == 2
+    assert stalled["later_vs_start"]["mean_diff"] == pytest.approx(0.2)
+    assert stalled["vs_baseline"]["mean_diff"] == pytest.approx(0.15) and stalled["vs_baseline"]["seeds"] == [0, 1]
+    text = (tmp_path / "study.md").read_text()
+    assert "the paper's Fig. 6" in text and "| ISPO | 10.5 [" in text

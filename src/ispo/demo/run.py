@@ -37,6 +37,7 @@ from typing import Any
 from ispo.common import first_line, write_json_atomic
 from ispo.data.synthetic import DIFFICULTY_NAMES, HELDOUT_SPLITS, HeldoutSplit
 from ispo.demo.evaluate import HeldoutEvalConfig, evaluate_heldout, heldout_problems
+from ispo.demo.stalled import GroupOutcomeRecorder, measure_stalled
 from ispo.demo.warmstart import WarmStartConfig, load_warm_start, warm_start
 
 # A method as the demo and the study take it: a preset name ("GRPO", "ISPO-paper", a registered method),
@@ -386,22 +387,29 @@ def run_cell(
     and evaluate it on ``problems``.
 
     Writes ``run_dir/metrics.jsonl`` (one record per step, as the trainer logs it; a stale one is removed
-    first), then ``eval.json`` (``before``, ``after``, ``task``, ``split``) and last ``run.json``, each
+    first), then ``eval.json`` (``before``, ``after``, ``task``, ``split``, and ``stalled``: the paper's Fig. 6
+    quantity, ``ispo.demo.stalled``) and last ``run.json``, each
     written to a temporary file and renamed, so a folder with ``run.json`` is a finished cell.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("run.json", "eval.json", "metrics.jsonl"):  # a fresh run, not appended to an old one
         (run_dir / stale).unlink(missing_ok=True)
-    trained, tokenizer, train_seconds = train_method(config, fields, model_folder, run_dir)
+    trained, tokenizer, train_seconds, groups = train_method(config, fields, model_folder, run_dir)
     t0 = time.perf_counter()
     after = evaluate_heldout(trained, tokenizer, problems, config.eval, progress=config.progress)
     eval_seconds = time.perf_counter() - t0
-    evaluation = {"before": before, "after": after, "task": config.task, "split": config.split}
+    t0 = time.perf_counter()
+    start_model, _ = load_warm_start(model_folder)
+    stalled = measure_stalled(config, groups, rl_records(config), trained, tokenizer, start_model)
+    del start_model
+    stalled_seconds = time.perf_counter() - t0
+    evaluation = {"before": before, "after": after, "task": config.task, "split": config.split, "stalled": stalled}
     write_json_atomic(run_dir / "eval.json", evaluation)
     info = {
         "name": name,
         "wall_seconds": round(train_seconds, 1),  # training only (ispo report's "wall time")
         "eval_seconds": round(eval_seconds, 1),
+        "stalled_seconds": round(stalled_seconds, 1),  # the Fig. 6 measurement (ispo.demo.stalled)
         "seed": config.seed,
         "steps": config.steps,
         "task": config.task,
@@ -413,7 +421,10 @@ def run_cell(
 
 
 def train_method(config: DemoConfig, fields: dict[str, Any], model_folder: Path, output_dir: Path):
-    """Train one method (resolved ``fields``) from the warm start; returns (trained model, tokenizer, wall seconds)."""
+    """Train one method (resolved ``fields``) from the warm start.
+
+    Returns (trained model, tokenizer, wall seconds, every training group's outcome: ``GroupOutcome``).
+    """
     from datasets import Dataset
 
     from ispo.trainer import ISPOTrainer
@@ -426,9 +437,11 @@ def train_method(config: DemoConfig, fields: dict[str, Any], model_folder: Path,
         train_dataset=Dataset.from_list(rl_records(config)),
     )
     _quiet_step_logs(trainer)
+    recorder = GroupOutcomeRecorder(trainer, config.prompts_per_step)
+    trainer.add_callback(recorder)
     started = time.perf_counter()
     trainer.train()
-    return trainer.model, tokenizer, time.perf_counter() - started
+    return trainer.model, tokenizer, time.perf_counter() - started, recorder.groups
 
 
 def _quiet_step_logs(trainer) -> None:

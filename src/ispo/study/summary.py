@@ -23,6 +23,7 @@ from ispo.study.stats import INTERVAL_METHOD, mean_ci, paired_difference
 
 # (label in study.json, metrics.jsonl key, part of the run)
 INDICES: tuple[tuple[str, str, str], ...] = (
+    ("zero_adv_rate/outcome early", "zero_adv_rate/outcome", "early"),
     ("zero_adv_rate/outcome late", "zero_adv_rate/outcome", "late"),
     ("zero_adv_rate/composite late", "zero_adv_rate/composite", "late"),
     ("hc/entropy_incorrect early", "hc/entropy_incorrect", "early"),
@@ -30,9 +31,17 @@ INDICES: tuple[tuple[str, str, str], ...] = (
     ("hc/incorrect early", "hc/incorrect", "early"),
     ("hc/incorrect late", "hc/incorrect", "late"),
     ("critical/frac late", "critical/frac", "late"),
+    ("critical/entropy_frac late", "critical/entropy_frac", "late"),
+    ("critical/drift_frac late", "critical/drift_frac", "late"),
+    ("ifd/correct late", "ifd/correct", "late"),
+    ("ifd/incorrect late", "ifd/incorrect", "late"),
     ("dominance/violations late", "dominance/violations", "late"),
     ("entropy/pi_old late", "entropy/pi_old", "late"),
 )
+
+
+# the paper's Fig. 6 quantity of each cell (eval.json's ``stalled``, ``ispo.demo.stalled``)
+STALLED: tuple[str, ...] = ("stalled", "solved_later", "solved_at_start")
 
 
 def collect(output_dir: Path, study: Study, seeds: list[int]) -> dict[str, dict[int, dict]]:
@@ -54,7 +63,13 @@ def collect(output_dir: Path, study: Study, seeds: list[int]) -> dict[str, dict[
                 value = early if phase == "early" else late
                 if value is not None:
                     indices[label] = value
-            results[name][seed] = {"accuracy": accuracy, "indices": indices, "train_seconds": run.wall_seconds()}
+            stalled = {key: run.eval.get("stalled", {}).get(key) for key in STALLED}
+            results[name][seed] = {
+                "accuracy": accuracy,
+                "indices": indices,
+                "stalled": {key: value for key, value in stalled.items() if value is not None},
+                "train_seconds": run.wall_seconds(),
+            }
     return results
 
 
@@ -75,6 +90,7 @@ def summarize_study(results: dict[str, dict[int, dict]], study: Study, seeds: li
             label: _with_seeds({s: r["indices"][label] for s, r in by_seed.items() if label in r["indices"]})
             for label, _, _ in INDICES
         }
+        entry["stalled"] = _stalled_entry(by_seed, baseline)
         entry["train_seconds"] = _with_seeds(
             {s: r["train_seconds"] for s, r in by_seed.items() if r["train_seconds"] is not None}
         )
@@ -97,6 +113,27 @@ def summarize_study(results: dict[str, dict[int, dict]], study: Study, seeds: li
         "cells": {"finished": done, "total": len(results) * len(seeds)},
         "before": {level: before.get(f"sampled/{level}") for level in LEVELS},
         "methods": methods,
+    }
+
+
+def _stalled_entry(by_seed: dict[int, dict], baseline: dict[int, dict]) -> dict:
+    """The Fig. 6 numbers of one method: each over seeds, and the paired differences that answer it.
+
+    ``later_vs_start``: solved by the trained policy minus by the start model on the same prompts and
+    sampling seeds (what training added to a fresh draw); ``vs_baseline``: solved later, method minus
+    baseline per seed (a seed without stalled prompts has no value and drops out).
+    """
+
+    def values(rows: dict[int, dict], key: str) -> dict[int, float]:
+        return {s: r["stalled"][key] for s, r in rows.items() if key in r.get("stalled", {})}
+
+    later = values(by_seed, "solved_later")
+    return {
+        "prompts": _with_seeds(values(by_seed, "stalled")),
+        "solved_later": _with_seeds(later),
+        "solved_at_start": _with_seeds(values(by_seed, "solved_at_start")),
+        "later_vs_start": paired_difference(later, values(by_seed, "solved_at_start")),
+        "vs_baseline": paired_difference(later, values(baseline, "solved_later")),
     }
 
 
@@ -207,6 +244,30 @@ def render_markdown(summary: dict, image: str | None) -> str:
     for name, entry in summary["methods"].items():
         cells = " | ".join(_cell(entry["indices"][label]) for label, _, _ in INDICES)
         lines.append(f"| {name} | {cells} | {_cell(entry['train_seconds'], digits=0)} |")
+    if any(entry.get("stalled", {}).get("prompts") for entry in summary["methods"].values()):
+        lines += [
+            "",
+            f"## All-wrong groups early, solved later (the paper's Fig. 6; seeds {seeds}): mean [95% CI]",
+            "",
+            "Stalled prompts: training prompts whose whole group was wrong in the first 25% of the steps. "
+            "Solved: at least one of G fresh samples correct, at the training temperature, from the trained "
+            "policy (later) and from the start model on the same sampling seeds (start: what a fresh draw "
+            f"gives by chance). Paired: later - start within a method; later - {summary['baseline']} per seed.",
+            "",
+            f"| method | stalled prompts | solved later | solved by the start model | later - start | "
+            f"later - {summary['baseline']} |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, entry in summary["methods"].items():
+            stalled = entry.get("stalled", {})
+            cells = [
+                _cell(stalled.get("prompts"), digits=1),
+                _cell(stalled.get("solved_later")),
+                _cell(stalled.get("solved_at_start")),
+                _cell(stalled.get("later_vs_start"), key="mean_diff", signed=True),
+                "—" if name == summary["baseline"] else _cell(stalled.get("vs_baseline"), key="mean_diff", signed=True),
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if image:
         lines += ["", f"![held-out accuracy by method ({where})]({image})"]
     lines += ["", "## Methods (ISPOConfig fields, as given in the study file)", ""]
