@@ -51,6 +51,7 @@ def nothing_runs(monkeypatch):
         (GOOD, "zero", [], "--seeds: expected a range such as 0-4"),
         (GOOD, "0-4", ["--task", "chess"], "--task: unknown task 'chess'"),
         (GOOD, "0-4", ["--jobs", "0"], "--jobs: must be at least 1"),
+        (GOOD, "0-4", ["--threads", "0"], "--threads: must be at least 1"),
         (GOOD + "lr: 1\n", "0-4", [], "lr: unknown study key"),
     ],
 )

@@ -169,3 +169,15 @@ def test_the_recipe_studies_are_valid():
         "groups-mixed": {"intrinsic_groups": "mixed"},
         "groups-uniform": {"intrinsic_groups": "uniform"},
     }  # one variant at a time on top of the paper's ISPO
+
+
+def test_threads_are_a_recorded_setting_only_when_not_the_default():
+    """Threads round differently, so a sweep resumed with other threads is refused (sweep.json differs)."""
+    from dataclasses import replace
+
+    from ispo.demo.run import DemoConfig
+    from ispo.study.runner import settings_record
+
+    base = DemoConfig()
+    assert "threads" not in settings_record(base)  # old sweep.json files stay valid
+    assert settings_record(replace(base, threads=2))["threads"] == 2

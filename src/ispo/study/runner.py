@@ -57,6 +57,8 @@ def settings_record(base) -> dict:
         },
         # only when set, so the sweep.json of a tiny-model study (and its resumption) stays as it was
         **({"model": base.model} if base.model else {}),
+        # torch threads per cell round differently: recorded when not the default 1, for the same reason
+        **({"threads": base.threads} if base.threads != 1 else {}),
     }
 
 
@@ -67,6 +69,7 @@ def run_sweep(
     base,
     *,
     jobs: int = 1,
+    threads: int = 1,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Run every unfinished cell of ``study`` x ``seeds`` and write the summary; returns ``study.json``'s content.
@@ -74,7 +77,10 @@ def run_sweep(
     Args:
         base: the ``DemoConfig`` every cell starts from (task, split, steps, evaluation, warm start); each
             cell replaces its seed.
-        jobs: worker processes (one torch thread each); 1 runs the cells in this process.
+        jobs: worker processes; 1 runs the cells in this process.
+        threads: torch threads of each cell (1 by default: cells of a tiny model gain little from more,
+            while a pretrained model's cells on a 2-core machine run faster one at a time with 2 threads
+            than two at a time with 1; docs/study.md). Recorded in sweep.json when not 1.
 
     Raises:
         StudyError: ``output_dir`` holds a study run with other settings, or a finished cell of a method
@@ -86,11 +92,13 @@ def run_sweep(
     log = log or _print
     if jobs < 1:
         raise StudyError(f"--jobs: must be at least 1, got {jobs}")
+    if threads < 1:
+        raise StudyError(f"--threads: must be at least 1, got {threads}")
     if not seeds:
         raise StudyError("--seeds: no seeds")
     output_dir = Path(output_dir)
-    base = replace(base, progress=False, threads=1)
-    setup_runtime(1)
+    base = replace(base, progress=False, threads=threads)
+    setup_runtime(threads)
     _quiet_transformers()
     started = time.perf_counter()
 
@@ -223,7 +231,10 @@ def _run_jobs(
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or locks
     bystanders = set(multiprocessing.active_children())  # the caller's own processes: never ours to stop
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(jobs_list)), mp_context=context, initializer=init_worker)
+    threads = jobs_list[0].config.threads or 1  # every cell of a sweep shares it
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(jobs_list)), mp_context=context, initializer=init_worker, initargs=(threads,)
+    )
     try:
         pending = {pool.submit(work, job): job for job in jobs_list}
         while pending:
@@ -280,12 +291,12 @@ def interrupt_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
-def init_worker() -> None:
-    """A worker process: offline, quiet, one torch thread, gone with its parent."""
+def init_worker(threads: int = 1) -> None:
+    """A worker process: offline, quiet, ``threads`` torch threads, gone with its parent."""
     exit_with_parent()
     from ispo.demo.run import setup_runtime
 
-    setup_runtime(1)
+    setup_runtime(threads)
     _quiet_transformers()
 
 
