@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ispo.study.selection import main, select_variant
+from ispo.study.selection import print_selection, select_variant
 
 
 def summary(study: str, by_seed: dict[str, list[float]]) -> dict:
@@ -53,15 +53,15 @@ def test_ties_within_half_a_point_go_to_the_first_listed_and_none_without_eligib
 def test_the_command_prints_the_table_and_refuses_a_summary_without_the_reference(tmp_path, capsys):
     path = tmp_path / "s.json"
     path.write_text(json.dumps(summary("a.yaml", {"GRPO": GRPO, "ISPO": ISPO, "x": [v + 0.01 for v in GRPO]})))
-    assert main([str(path)]) == 0
+    assert print_selection([str(path)]) == 0
     out = capsys.readouterr().out
     assert "| x | +3.4 [+2.7, +4.1] | +1.0 " in out and "selected: x" in out
     path.write_text(json.dumps(summary("a.yaml", {"GRPO": GRPO, "x": GRPO})))
-    assert main([str(path)]) == 2
+    assert print_selection([str(path)]) == 2
     assert "needs the methods ISPO and GRPO" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [[], ["/no/such/file.json"]])
 def test_bad_arguments_are_one_line_and_exit_2(argv, capsys):
-    assert main(argv) == 2
+    assert print_selection(argv) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
