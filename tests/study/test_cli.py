@@ -112,3 +112,19 @@ def test_the_task_comes_from_the_flag_else_the_study_file(tmp_path):
     assert (base.task, base.warmstart.task, base.split, base.steps) == ("branching", "branching", "test", 100)
     _, _, base = prepare(SweepArgs(study=str(path), seeds="0", output_dir=str(tmp_path), task="arithmetic"))
     assert (base.task, base.warmstart.task) == ("arithmetic", "arithmetic")
+
+
+def test_with_a_model_a_study_file_written_for_the_tiny_model_gets_the_chat_task(tmp_path, monkeypatch):
+    """confirmation.yaml says ``task: arithmetic``; with --model the model's chat task is used, not refused."""
+    import ispo.models.loading as loading
+    from ispo.study.cli import SweepArgs, prepare
+    from ispo.study.spec import StudyError
+
+    monkeypatch.setattr(loading, "check_model_source", lambda source: None)  # no model needed to prepare
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD + "task: arithmetic\n")
+    args = dict(study=str(path), seeds="100-102", output_dir=str(tmp_path / "out"), model="smollm2-135m-instruct")
+    _, _, base = prepare(SweepArgs(**args))
+    assert (base.task, base.model, base.steps) == ("word_problems", "smollm2-135m-instruct", 10)
+    with pytest.raises(StudyError, match="--task: task arithmetic is for the tiny character model"):
+        prepare(SweepArgs(**args, task="arithmetic"))  # asked for explicitly: still refused in one line

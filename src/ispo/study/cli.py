@@ -44,7 +44,7 @@ class SweepArgs:
     steps: int | None = field(default=None, metadata=_help("RL steps per cell (default: the demo's, 100)"))
     task: str | None = field(
         default=None,
-        metadata=_help(f"{TASK_HELP}; default: the study file's, else arithmetic (word_problems with --model)"),
+        metadata=_help(f"{TASK_HELP}; default: the study file's, else arithmetic; with --model, word_problems unless the study file names a chat task"),
     )
     model: str | None = field(default=None, metadata=_help(MODEL_HELP))
     split: HeldoutSplit = field(default="dev", metadata=_help(SPLIT_HELP))
@@ -97,6 +97,11 @@ def prepare(args: SweepArgs):
         raise StudyError(f"--model: {error}") from None
     study = load_study(args.study, check=lambda name, fields: check_method(defaults, fields))
     task = args.task or study.task or defaults.task
+    if args.model and not args.task and study.task:
+        from ispo.data.tasks import is_chat_task
+
+        if not is_chat_task(study.task):  # a study file written for the tiny model: the model's chat task
+            task = defaults.task
     try:
         base = replace(defaults, task=task, steps=args.steps or defaults.steps)
     except ValueError as error:  # a chat task without --model, or a character task with it
