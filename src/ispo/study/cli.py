@@ -44,7 +44,10 @@ class SweepArgs:
     steps: int | None = field(default=None, metadata=_help("RL steps per cell (default: the demo's, 100)"))
     task: str | None = field(
         default=None,
-        metadata=_help(f"{TASK_HELP}; default: the study file's, else arithmetic; with --model, word_problems unless the study file names a chat task"),
+        metadata=_help(
+            f"{TASK_HELP}; default: the study file's, else arithmetic; with --model, word_problems unless "
+            "the study file names a chat task"
+        ),
     )
     model: str | None = field(default=None, metadata=_help(MODEL_HELP))
     split: HeldoutSplit = field(default="dev", metadata=_help(SPLIT_HELP))
