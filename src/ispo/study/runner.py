@@ -133,7 +133,7 @@ def run_sweep(
         )
         for name, seed in todo
     ]
-    failures = _run_jobs(jobs_list, jobs, total=len(cells), already=len(finished), log=log)
+    failures = _run_jobs(jobs_list, jobs, total=len(cells), already=len(finished), log=log, threads=threads)
     summary = write_summary(output_dir, study, seeds, base, before, wall_seconds=time.perf_counter() - started)
     summary["failed_cells"] = failures
     if failures:
@@ -184,11 +184,19 @@ def _before(output_dir, base, model_folder, settings, evaluate_folder, demo_prob
 
 
 def _run_jobs(
-    jobs_list: list[CellJob], jobs: int, *, total: int, already: int, log, work: Callable[[CellJob], dict] | None = None
+    jobs_list: list[CellJob],
+    jobs: int,
+    *,
+    total: int,
+    already: int,
+    log,
+    work: Callable[[CellJob], dict] | None = None,
+    threads: int = 1,
 ) -> list[str]:
     """Run the cells, one progress line each as it finishes; returns the failed cells' names.
 
-    ``work`` runs one cell (default ``run_cell_job``; a module-level function, for worker processes).
+    ``work`` runs one cell (default ``run_cell_job``; a module-level function, for worker processes);
+    ``threads``: torch threads of each worker process.
     """
     work = work or run_cell_job
     started = time.perf_counter()
@@ -231,7 +239,6 @@ def _run_jobs(
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or locks
     bystanders = set(multiprocessing.active_children())  # the caller's own processes: never ours to stop
-    threads = jobs_list[0].config.threads or 1  # every cell of a sweep shares it
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(jobs_list)), mp_context=context, initializer=init_worker, initargs=(threads,)
     )
