@@ -37,8 +37,8 @@ class SweepArgs:
     threads: int = field(
         default=1,
         metadata=_help(
-            "torch threads per cell (default 1; with a pretrained model on 2 cores, --jobs 1 --threads 2 "
-            "is faster than --jobs 2; recorded in sweep.json)"
+            "torch threads per cell (default 1; recorded in sweep.json when not 1; on 2 cores SmolLM2 cells "
+            "ran at the same throughput with --jobs 1 --threads 2 as with --jobs 2)"
         ),
     )
     steps: int | None = field(default=None, metadata=_help("RL steps per cell (default: the demo's, 100)"))

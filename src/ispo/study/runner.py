@@ -78,9 +78,9 @@ def run_sweep(
         base: the ``DemoConfig`` every cell starts from (task, split, steps, evaluation, warm start); each
             cell replaces its seed.
         jobs: worker processes; 1 runs the cells in this process.
-        threads: torch threads of each cell (1 by default: cells of a tiny model gain little from more,
-            while a pretrained model's cells on a 2-core machine run faster one at a time with 2 threads
-            than two at a time with 1; docs/study.md). Recorded in sweep.json when not 1.
+        threads: torch threads of each cell (1 by default: cells of a tiny model gain little from more;
+            SmolLM2 cells on 2 cores ran at the same throughput one at a time with 2 threads as two at a
+            time with 1, docs/demo.md). Recorded in sweep.json when not 1.
 
     Raises:
         StudyError: ``output_dir`` holds a study run with other settings, or a finished cell of a method
