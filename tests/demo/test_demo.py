@@ -9,7 +9,6 @@ import pytest
 
 from ispo.demo import cli
 from ispo.demo.run import DemoConfig, rl_records
-from ispo.demo.warmstart import WarmStartConfig
 
 
 def parse(argv):
@@ -46,23 +45,17 @@ def test_rl_data_is_seeded_identical_across_methods_and_from_train():
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_on_a_toy_budget(tmp_path, monkeypatch):
+def test_demo_runs_end_to_end_on_a_toy_budget(tmp_path, monkeypatch, tiny_demo_config):
     pytest.importorskip("ispo.trainer")
     from ispo.demo.evaluate import HeldoutEvalConfig
     from ispo.demo.run import run_demo
 
     monkeypatch.setenv("ISPO_CACHE", str(tmp_path / "cache"))
-    config = DemoConfig(
+    config = tiny_demo_config(
         output_dir=str(tmp_path / "demo"),
         steps=2,
-        prompts_per_step=2,
-        num_generations=4,
         max_completion_length=32,
-        warmstart=WarmStartConfig(
-            hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, problems_per_difficulty=50, steps=5, batch_size=8
-        ),
         eval=HeldoutEvalConfig(problems_per_difficulty=3, num_samples=1, max_new_tokens=32),
-        progress=False,
     )
     report = run_demo(config)
     out = tmp_path / "demo"

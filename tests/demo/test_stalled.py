@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ispo.demo.run import DemoConfig, rl_records
+from ispo.demo.run import rl_records
 from ispo.demo.stalled import GroupOutcome, early_steps, solved_fraction, stalled_prompts
-from ispo.demo.warmstart import WarmStartConfig
 
 
 def test_early_steps_are_the_first_quarter_and_at_least_one():
@@ -68,25 +67,13 @@ def test_a_prompt_is_solved_when_any_sample_is_correct(monkeypatch):
 
 
 @pytest.mark.slow
-def test_groups_follow_the_rl_records_in_trl_order(tmp_path, monkeypatch):
+def test_groups_follow_the_rl_records_in_trl_order(tmp_path, monkeypatch, tiny_demo_config):
     """Step s trains on records (s-1)P .. sP-1, each repeated G times in a row: the recorder's mapping."""
-    from ispo.demo.evaluate import HeldoutEvalConfig
     from ispo.demo.run import method_fields, train_method, warm_start_folder
     from ispo.trainer import ISPOTrainer
 
     monkeypatch.setenv("ISPO_CACHE", str(tmp_path / "cache"))
-    config = DemoConfig(
-        output_dir=str(tmp_path / "unused"),
-        steps=3,
-        prompts_per_step=2,
-        num_generations=3,
-        max_completion_length=16,
-        warmstart=WarmStartConfig(
-            hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, problems_per_difficulty=50, steps=5, batch_size=8
-        ),
-        eval=HeldoutEvalConfig(problems_per_difficulty=1, num_samples=1, max_new_tokens=16, greedy=False),
-        progress=False,
-    )
+    config = tiny_demo_config(steps=3, num_generations=3, max_completion_length=16)
     seen: list[list[str]] = []
     original = ISPOTrainer._generate_and_score_completions
 

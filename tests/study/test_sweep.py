@@ -6,28 +6,16 @@ import json
 
 import pytest
 
-from ispo.demo.evaluate import HeldoutEvalConfig
 from ispo.demo.run import DemoConfig
-from ispo.demo.warmstart import WarmStartConfig
 from ispo.study.spec import parse_study
 
 pytestmark = pytest.mark.slow
 
 
-def tiny_base(tmp_path) -> DemoConfig:
-    return DemoConfig(
-        output_dir=str(tmp_path / "unused"),
-        steps=1,
-        split="dev",
-        prompts_per_step=2,
-        num_generations=4,
-        max_completion_length=24,
-        warmstart=WarmStartConfig(
-            hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, problems_per_difficulty=50, steps=5, batch_size=8
-        ),
-        eval=HeldoutEvalConfig(problems_per_difficulty=2, num_samples=1, max_new_tokens=24, greedy=False),
-        progress=False,
-    )
+@pytest.fixture
+def tiny_base(tiny_demo_config) -> DemoConfig:
+    """The toy study budget, split dev."""
+    return tiny_demo_config(split="dev")
 
 
 STUDY = {
@@ -58,10 +46,10 @@ def counted(monkeypatch, tmp_path):
     return calls
 
 
-def test_cells_resume_and_before_is_evaluated_once(tmp_path, counted):
+def test_cells_resume_and_before_is_evaluated_once(tmp_path, counted, tiny_base):
     from ispo.study.runner import run_sweep
 
-    study, base, out = parse_study(STUDY, path="toy.yaml"), tiny_base(tmp_path), tmp_path / "study"
+    study, base, out = parse_study(STUDY, path="toy.yaml"), tiny_base, tmp_path / "study"
     lines = []
     summary = run_sweep(study, [0, 1], out, base, log=lines.append)
     assert sorted(counted["cells"]) == [("GRPO", 0), ("GRPO", 1), ("IFD-only", 0), ("IFD-only", 1)]
@@ -102,14 +90,14 @@ def test_cells_resume_and_before_is_evaluated_once(tmp_path, counted):
     assert summary["methods"]["IFD-only"]["vs_baseline"]["all"]["seeds"] == [0, 1, 2]
 
 
-def test_a_cell_is_the_demo_pipeline(tmp_path, counted):
+def test_a_cell_is_the_demo_pipeline(tmp_path, counted, tiny_base):
     """The same method and seed give the same numbers through ispo demo and through ispo sweep."""
     from dataclasses import replace
 
     from ispo.demo.run import run_demo
     from ispo.study.runner import run_sweep
 
-    base = tiny_base(tmp_path)
+    base = tiny_base
     run_demo(replace(base, output_dir=str(tmp_path / "demo"), methods=("GRPO",), seed=1))
     run_sweep(
         parse_study({"baseline": "GRPO", "methods": {"GRPO": "grpo"}}),
@@ -129,13 +117,13 @@ def test_a_cell_is_the_demo_pipeline(tmp_path, counted):
 
 
 @pytest.mark.spawn
-def test_two_worker_processes(tmp_path, monkeypatch):
+def test_two_worker_processes(tmp_path, monkeypatch, tiny_base):
     """--jobs 2: cells in spawned workers, one progress line each, the same files as in-process."""
     from ispo.study.runner import run_sweep
 
     monkeypatch.setenv("ISPO_CACHE", str(tmp_path / "cache"))
     lines = []
-    summary = run_sweep(parse_study(STUDY), [0], tmp_path / "study", tiny_base(tmp_path), jobs=2, log=lines.append)
+    summary = run_sweep(parse_study(STUDY), [0], tmp_path / "study", tiny_base, jobs=2, log=lines.append)
     assert summary["cells"] == {"finished": 2, "total": 2} and not summary["failed_cells"]
     assert sorted(line.split(":")[0].split("] ")[1] for line in lines if line.startswith("[")) == [
         "GRPO seed 0",

@@ -25,7 +25,7 @@ MISSING = next(
 
 
 @pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
-def test_one_ispo_step_on_the_real_model_by_name(tmp_path):
+def test_one_ispo_step_on_the_real_model_by_name(tmp_path, config_kwargs):
     """ISPOTrainer takes the packaged model's name; the frozen base of the drift filter is the instruct model
     itself, so on the first step no token has drifted, every R_token is 0, and the IFD is finite."""
     from datasets import Dataset
@@ -35,20 +35,15 @@ def test_one_ispo_step_on_the_real_model_by_name(tmp_path):
 
     problems = word_problems.generate_problems(2, "easy", split="train", seed=0)
     args = ISPOConfig(
-        output_dir=str(tmp_path),
-        use_cpu=True,
-        bf16=False,
-        report_to=[],
-        max_steps=1,
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=16,
-        temperature=0.5,
-        learning_rate=1e-5,
-        logging_steps=1,
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=0,
+        **config_kwargs(
+            tmp_path,
+            max_steps=1,
+            per_device_train_batch_size=4,
+            num_generations=2,
+            max_completion_length=16,
+            temperature=0.5,
+            learning_rate=1e-5,
+        )
     )
     trainer = ISPOTrainer(NAME, args=args, train_dataset=Dataset.from_list(word_problems.to_records(problems)))
     assert trainer.frozen_base_source == "ispo_ref" and trainer.frozen_base is not None
