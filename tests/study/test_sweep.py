@@ -50,9 +50,17 @@ def test_cells_resume_and_before_is_evaluated_once(tmp_path, counted, tiny_base)
     from ispo.study.runner import run_sweep
 
     study, base, out = parse_study(STUDY, path="toy.yaml"), tiny_base, tmp_path / "study"
-    lines = []
-    summary = run_sweep(study, [0, 1], out, base, log=lines.append)
+    lines, partial_summaries = [], []
+
+    def log(line: str) -> None:  # after each progress line, the summary of the cells finished before it
+        lines.append(line)
+        if line.startswith("[") and (out / "study.json").exists():
+            partial_summaries.append(json.loads((out / "study.json").read_text())["cells"])
+
+    summary = run_sweep(study, [0, 1], out, base, log=log)
     assert sorted(counted["cells"]) == [("GRPO", 0), ("GRPO", 1), ("IFD-only", 0), ("IFD-only", 1)]
+    # the summary is rewritten as each cell finishes (read here before the next cell's is written)
+    assert partial_summaries == [{"finished": k, "total": 4} for k in (1, 2, 3)]
     assert counted["before"] == 1
     for name in ("GRPO", "IFD-only"):
         for seed in (0, 1):

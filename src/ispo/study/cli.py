@@ -2,9 +2,10 @@
 
 Runs every (method, seed) cell of a study file through the ``ispo demo`` pipeline (same warm start, same
 prompts per seed, same budget), resumably, and writes ``DIR/study.json``, ``study.md`` and ``study.png``
-(docs/study.md). The flags are the fields of :class:`SweepArgs` (``ispo.cli_args``). Bad input (the study
-file, a method's fields, ``--seeds``, an output folder of another study) is one line on stderr and exit
-status 2, before anything runs; a failed cell makes the exit status 1 (rerun the command to retry it).
+after each finished cell (docs/study.md). The flags are the fields of :class:`SweepArgs` (``ispo.cli_args``).
+Bad input (the study file, a method's fields, ``--seeds``, an output folder of another study) is one line
+on stderr and exit status 2, before anything runs; a failed cell makes the exit status 1 (rerun the command
+to retry it).
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ class SweepArgs:
         )
     )
     seeds: str = field(metadata=_help("seeds: a range 0-4, a list 0,1,2, or both (0-2,7)"))
-    output_dir: str = field(metadata=_help("where to write (DIR/<method>/seed<S>/ per cell, study.json, study.md)"))
+    output_dir: str = field(
+        metadata=_help(
+            "where to write (DIR/<method>/seed<S>/ per cell; study.json, study.md, study.png: the summary, "
+            "rewritten as each cell finishes)"
+        )
+    )
     jobs: int = field(default=1, metadata=_help("worker processes (cells run at a time)"))
     threads: int = field(
         default=1,

@@ -133,8 +133,16 @@ def run_sweep(
         )
         for name, seed in todo
     ]
-    failures = _run_jobs(jobs_list, jobs, total=len(cells), already=len(finished), log=log, threads=threads)
-    summary = write_summary(output_dir, study, seeds, base, before, wall_seconds=time.perf_counter() - started)
+
+    def summarise() -> dict:
+        return write_summary(output_dir, study, seeds, base, before, wall_seconds=time.perf_counter() - started)
+
+    # the summary is rewritten as each cell finishes: a study of many hours has a current one to read
+    # (and commit) while it runs, and keeps it if stopped
+    failures = _run_jobs(
+        jobs_list, jobs, total=len(cells), already=len(finished), log=log, threads=threads, on_cell=summarise
+    )
+    summary = summarise()
     summary["failed_cells"] = failures
     if failures:
         names = ", ".join(failures)
@@ -192,11 +200,13 @@ def _run_jobs(
     log,
     work: Callable[[CellJob], dict] | None = None,
     threads: int = 1,
+    on_cell: Callable[[], object] | None = None,
 ) -> list[str]:
     """Run the cells, one progress line each as it finishes; returns the failed cells' names.
 
     ``work`` runs one cell (default ``run_cell_job``; a module-level function, for worker processes);
-    ``threads``: torch threads of each worker process.
+    ``threads``: torch threads of each worker process; ``on_cell``: called after each cell that finished
+    (the partial summary); an error in it is logged in one line and does not stop the study.
     """
     work = work or run_cell_job
     started = time.perf_counter()
@@ -221,6 +231,11 @@ def _run_jobs(
             f"train {outcome['train_seconds']:.0f} s, cell {outcome['cell_seconds']:.0f} s; "
             f"elapsed {_clock(elapsed)}, ETA {_clock(eta)}"
         )
+        if on_cell is not None:
+            try:
+                on_cell()
+            except Exception as problem:  # the cells are safe on disk; the summary is rewritten at the end
+                log(f"summary after {where} not written: {_one_line(problem)}")
 
     if not jobs_list:
         return failures
