@@ -44,7 +44,8 @@ def test_study_json_has_means_intervals_and_paired_differences(study_dir):
     base = DemoConfig(split="dev", steps=8, eval=HeldoutEvalConfig(problems_per_difficulty=50, num_samples=2))
     before = {"sampled/all": 0.2, "sampled/hard": 0.05}
     summary = write_summary(study_dir, study, [0, 1, 2, 3], base, before)
-    assert (summary["task"], summary["split"], summary["seeds"], summary["steps"]) == (
+    assert (summary["model"], summary["task"], summary["split"], summary["seeds"], summary["steps"]) == (
+        "tiny",
         "arithmetic",
         "dev",
         [0, 1, 2, 3],
@@ -116,3 +117,18 @@ def test_the_fig6_quantity_is_summarised_with_paired_differences(tmp_path):
     assert stalled["vs_baseline"]["mean_diff"] == pytest.approx(0.15) and stalled["vs_baseline"]["seeds"] == [0, 1]
     text = (tmp_path / "study.md").read_text()
     assert "the paper's Fig. 6" in text and "| ISPO | 10.5 [" in text
+
+
+def test_a_pretrained_model_is_recorded_and_named_in_the_heading(study_dir):
+    from types import SimpleNamespace
+
+    study = Study(baseline="GRPO", methods={"GRPO": {"method": "grpo"}, "ISPO": {"method": "ispo"}}, path="s.yaml")
+    # the settings a sweep with --model passes (a namespace: building the DemoConfig would look for the model)
+    base = SimpleNamespace(**{**vars(DemoConfig(split="test", steps=8)), "model": "smollm2-135m-instruct"})
+    base.task = "word_problems"
+    summary = write_summary(study_dir, study, [0, 1, 2], base, {"sampled/all": 0.2})
+    assert (summary["model"], summary["task"]) == ("smollm2-135m-instruct", "word_problems")
+    text = (study_dir / "study.md").read_text()
+    heading = text.splitlines()[0]
+    assert heading == "# Study s.yaml: model `smollm2-135m-instruct`, task `word_problems`, split `test`, seeds 0-2"
+    assert "from the same pretrained model (no warm start)" in text

@@ -1,6 +1,7 @@
 """A study's summary from its finished cells: ``study.json``, ``study.md`` and ``study.png``.
 
-``study.json`` records the task, split, seeds and steps at the top, then per method:
+``study.json`` records the model (``"tiny"``: the demo's warm-started model), task, split, seeds and steps
+at the top, then per method:
 ``accuracy[LEVEL]`` (``mean``, ``ci95``, ``sd``, ``n``, ``by_seed``) of the held-out sampled accuracy for
 LEVEL in easy, medium, hard, all; ``vs_baseline[LEVEL]`` (``mean_diff``, ``ci95``, ``n``, ``seeds``) of the
 paired difference to the baseline on the seeds both finished; ``indices`` (failure modes of the training
@@ -98,6 +99,7 @@ def summarize_study(results: dict[str, dict[int, dict]], study: Study, seeds: li
     done = sum(len(by_seed) for by_seed in results.values())
     return {
         "study": study.path,
+        "model": base.model or "tiny",  # a pretrained model (--model), or the demo's warm-started tiny model
         "task": base.task,
         "split": base.split,
         "seeds": list(seeds),
@@ -191,12 +193,15 @@ def render_markdown(summary: dict, image: str | None) -> str:
     where = f"split `{summary['split']}`, seeds {seeds}"
     heldout = summary["heldout"]
     n_seeds = len(summary["seeds"])
+    model = summary.get("model", "tiny")  # summaries written before the model was recorded: the tiny model
+    model_words = "" if model == "tiny" else f"model `{model}`, "
+    start = "warm start" if model == "tiny" else "pretrained model (no warm start)"
     lines = [
-        f"# Study {summary['study'] or ''}: task `{summary['task']}`, {where}",
+        f"# Study {summary['study'] or ''}: {model_words}task `{summary['task']}`, {where}",
         "",
         f"{_count(len(summary['methods']), 'method')} x {_count(n_seeds, 'seed')}, "
         f"{_count(summary['steps'], 'RL step')} per cell, each cell "
-        "from the same warm start with the seed's prompts (ispo sweep). Held-out: "
+        f"from the same {start} with the seed's prompts (ispo sweep). Held-out: "
         f"{heldout['problems_per_difficulty']} problems per difficulty from the `{summary['split']}` split, "
         f"{_count(heldout['samples_per_problem'], 'sample')} each at temperature {heldout['temperature']:g} "
         "(sampled accuracy). "
