@@ -104,6 +104,9 @@ def test_smooth_and_early_late():
     assert report.smooth([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
     assert report.early_late([1.0, 2.0, 3.0, 4.0]) == (1.0, 4.0)
     assert report.early_late([]) == (None, None)
+    # a quarter rounded up, as the Fig. 6 early checkpoint: steps 1-3 and 8-10 of 10
+    assert report.early_late([float(i) for i in range(1, 11)]) == (2.0, 9.0)
+    assert [report.window_length(n) for n in (1, 3, 4, 10, 100, 300)] == [1, 1, 1, 3, 25, 75]
     early, late = report.early_late([float(i) for i in range(10)], 0.2)
     assert math.isclose(early, 0.5) and math.isclose(late, 8.5)
 

@@ -182,11 +182,20 @@ def smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
-def early_late(values: list[float], fraction: float = 0.25) -> tuple[float | None, float | None]:
-    """Means of the first and last ``fraction`` of a series (at least one point each)."""
+EARLY_FRACTION = 0.25  # "early" / "late": the first / last quarter of the steps
+
+
+def window_length(steps: int, fraction: float = EARLY_FRACTION) -> int:
+    """How many steps "early" (and "late") span: ``fraction`` of them rounded up, at least one (3 of 10, 25 of
+    100, 75 of 300). One definition for the failure-mode indices and the Fig. 6 early checkpoint."""
+    return max(1, math.ceil(steps * fraction))
+
+
+def early_late(values: list[float], fraction: float = EARLY_FRACTION) -> tuple[float | None, float | None]:
+    """Means of the first and last ``window_length`` points of a series."""
     if not values:
         return None, None
-    k = max(1, round(len(values) * fraction))
+    k = window_length(len(values), fraction)
     return sum(values[:k]) / k, sum(values[-k:]) / k
 
 

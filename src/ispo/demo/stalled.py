@@ -21,12 +21,9 @@ stalled sets overlap.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 
 from transformers import TrainerCallback
-
-EARLY_FRACTION = 0.25  # the early checkpoint: groups sampled in the first quarter of the steps
 
 
 @dataclass(frozen=True)
@@ -70,8 +67,11 @@ class GroupOutcomeRecorder(TrainerCallback):
 
 
 def early_steps(steps: int) -> int:
-    """The steps of the early checkpoint: the first quarter, at least one."""
-    return max(1, math.ceil(EARLY_FRACTION * steps))
+    """The steps of the early checkpoint: the first quarter rounded up, at least one (``report.window_length``,
+    the indices' "early")."""
+    from ispo.report import window_length
+
+    return window_length(steps)
 
 
 def stalled_prompts(groups: list[GroupOutcome], steps: int) -> list[int]:
