@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 
 from transformers import TrainerCallback
 
+from ispo.report import window_length
+
 
 @dataclass(frozen=True)
 class GroupOutcome:
@@ -69,8 +71,6 @@ class GroupOutcomeRecorder(TrainerCallback):
 def early_steps(steps: int) -> int:
     """The steps of the early checkpoint: the first quarter rounded up, at least one (``report.window_length``,
     the indices' "early")."""
-    from ispo.report import window_length
-
     return window_length(steps)
 
 
