@@ -132,3 +132,29 @@ def test_a_pretrained_model_is_recorded_and_named_in_the_heading(study_dir):
     heading = text.splitlines()[0]
     assert heading == "# Study s.yaml: model `smollm2-135m-instruct`, task `word_problems`, split `test`, seeds 0-2"
     assert "from the same pretrained model (no warm start)" in text
+
+
+def test_format_compliance_is_summarised_when_the_evaluation_measured_it(study_dir):
+    """A pretrained model's evaluation adds ``format/sampled/LEVEL`` (parseable answers); the tiny one does not."""
+    study = Study(baseline="GRPO", methods={"GRPO": {"method": "grpo"}, "ISPO": {"method": "ispo"}}, path="s.yaml")
+    base = DemoConfig(split="test", steps=8)
+    summary = write_summary(study_dir, study, [0, 1, 2], base, {"sampled/all": 0.2})
+    assert "format" not in summary["methods"]["ISPO"] and "before_format" not in summary
+    assert "Format compliance" not in (study_dir / "study.md").read_text()
+
+    for seed, value in {0: 0.9, 1: 0.5, 2: 0.1}.items():
+        path = study_dir / "ISPO" / f"seed{seed}" / "eval.json"
+        evaluation = json.loads(path.read_text())
+        evaluation["after"].update({"format/sampled/easy": value, "format/sampled/hard": value / 2})
+        path.write_text(json.dumps(evaluation))
+    before = {"sampled/all": 0.2, "format/sampled/easy": 0.95, "format/sampled/hard": 0.9}
+    summary = write_summary(study_dir, study, [0, 1, 2], base, before)
+    answer_format = summary["methods"]["ISPO"]["format"]
+    assert answer_format["easy"]["mean"] == pytest.approx(0.5) and answer_format["easy"]["n"] == 3
+    assert answer_format["hard"]["mean"] == pytest.approx(0.25) and answer_format["medium"] is None
+    assert "format" not in summary["methods"]["GRPO"]
+    assert summary["before_format"]["easy"] == 0.95 and summary["before_format"]["medium"] is None
+    text = (study_dir / "study.md").read_text()
+    table = text.split("## Format compliance (split `test`, seeds 0-2)")[1].split("##")[0]
+    assert "| before RL (warm start) | 0.950 | n/a | 0.900 | n/a | |" in table
+    assert "| ISPO | 0.500 [" in table and "| GRPO |" not in table

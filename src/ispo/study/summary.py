@@ -65,8 +65,13 @@ def collect(output_dir: Path, study: Study, seeds: list[int]) -> dict[str, dict[
                 if value is not None:
                     indices[label] = value
             stalled = {key: run.eval.get("stalled", {}).get(key) for key in STALLED}
+            # format compliance (a pretrained model's evaluation): the share with a parseable answer
+            answer_format = {
+                level: after[f"format/sampled/{level}"] for level in LEVELS if f"format/sampled/{level}" in after
+            }
             results[name][seed] = {
                 "accuracy": accuracy,
+                "format": answer_format,
                 "indices": indices,
                 "stalled": {key: value for key, value in stalled.items() if value is not None},
                 "train_seconds": run.wall_seconds(),
@@ -91,6 +96,12 @@ def summarize_study(results: dict[str, dict[int, dict]], study: Study, seeds: li
             label: _with_seeds({s: r["indices"][label] for s, r in by_seed.items() if label in r["indices"]})
             for label, _, _ in INDICES
         }
+        answer_format = {
+            level: _with_seeds({s: r["format"][level] for s, r in by_seed.items() if level in r.get("format", {})})
+            for level in LEVELS
+        }
+        if any(answer_format.values()):
+            entry["format"] = answer_format
         entry["stalled"] = _stalled_entry(by_seed, baseline)
         entry["train_seconds"] = _with_seeds(
             {s: r["train_seconds"] for s, r in by_seed.items() if r["train_seconds"] is not None}
@@ -114,6 +125,11 @@ def summarize_study(results: dict[str, dict[int, dict]], study: Study, seeds: li
         "interval": INTERVAL_METHOD,
         "cells": {"finished": done, "total": len(results) * len(seeds)},
         "before": {level: before.get(f"sampled/{level}") for level in LEVELS},
+        **(
+            {"before_format": {level: before.get(f"format/sampled/{level}") for level in LEVELS}}
+            if any(f"format/sampled/{level}" in before for level in LEVELS)
+            else {}
+        ),
         "methods": methods,
     }
 
@@ -196,6 +212,7 @@ def render_markdown(summary: dict, image: str | None) -> str:
     model = summary.get("model", "tiny")  # summaries written before the model was recorded: the tiny model
     model_words = "" if model == "tiny" else f"model `{model}`, "
     start = "warm start" if model == "tiny" else "pretrained model (no warm start)"
+    before_label = "warm start" if model == "tiny" else "the pretrained model"
     lines = [
         f"# Study {summary['study'] or ''}: {model_words}task `{summary['task']}`, {where}",
         "",
@@ -213,7 +230,7 @@ def render_markdown(summary: dict, image: str | None) -> str:
         "",
         "| method | " + " | ".join(LEVELS) + " | seeds |",
         "|---|" + "---|" * (len(LEVELS) + 1),
-        "| before RL (warm start) | "
+        f"| before RL ({before_label}) | "
         + " | ".join(_fmt(summary["before"].get(level)) for level in LEVELS)
         + f" | (split `{summary['split']}`) |",
     ]
@@ -235,6 +252,24 @@ def render_markdown(summary: dict, image: str | None) -> str:
         cells = " | ".join(_cell(diffs[level], key="mean_diff", signed=True) for level in LEVELS)
         shared = next((d["seeds"] for d in diffs.values() if d), [])
         lines.append(f"| {name} | {cells} | {format_seeds(shared) or 'none'} |")
+    if any("format" in entry for entry in summary["methods"].values()):
+        before_format = summary.get("before_format", {})
+        lines += [
+            "",
+            f"## Format compliance ({where}): mean [95% CI]",
+            "",
+            "Share of held-out completions with a parseable final answer (`\\boxed{}`), whether right or wrong.",
+            "",
+            "| method | " + " | ".join(LEVELS) + " | seeds |",
+            "|---|" + "---|" * (len(LEVELS) + 1),
+            f"| before RL ({before_label}) | "
+            + " | ".join(_fmt(before_format.get(level)) for level in LEVELS)
+            + " | |",
+        ]
+        for name, entry in summary["methods"].items():
+            if "format" in entry:
+                cells = " | ".join(_cell(entry["format"][level]) for level in LEVELS)
+                lines.append(f"| {name} | {cells} | {format_seeds(entry['seeds']) or 'none'} |")
     lines += [
         "",
         f"## Failure-mode indices of the training rollouts (seeds {seeds}): mean [95% CI]",
